@@ -1,0 +1,228 @@
+//! What a caller hands in: queries, their ragged candidate lists, optional base scores.
+//! Validation happens here, once, before any engine runs, so engines can index freely.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A corpus matrix the caller keeps alive; candidates can then be named by row id.
+/// The library only borrows it: no copy is made.
+#[derive(Clone, Copy, Debug)]
+pub struct Corpus<'a> {
+    data: &'a [f32],
+    rows: usize,
+    dim: usize,
+    row_stride: usize,
+}
+
+/// Values a `rows × dim` matrix with `row_stride` spans in memory.
+fn span(rows: usize, dim: usize, row_stride: usize) -> Option<usize> {
+    if rows == 0 {
+        return Some(0);
+    }
+    (rows - 1).checked_mul(row_stride)?.checked_add(dim)
+}
+
+/// Checks that `data` holds `rows` rows of `dim` values, `row_stride` apart.
+fn check_matrix(name: &str, data_len: usize, rows: usize, dim: usize, row_stride: usize) -> Result<()> {
+    if row_stride < dim {
+        return Err(Error::invalid_argument(format!(
+            "{name}: row stride {row_stride} is smaller than the row width {dim}"
+        )));
+    }
+    match span(rows, dim, row_stride) {
+        Some(need) if need <= data_len => Ok(()),
+        need => Err(Error::invalid_argument(format!(
+            "{name}: {rows} rows of {dim} values with stride {row_stride} need {} values, the buffer holds {data_len}",
+            need.map_or("more than usize::MAX".to_string(), |n| n.to_string())
+        ))),
+    }
+}
+
+impl<'a> Corpus<'a> {
+    /// `rows` rows of `dim` values, row `i` starting at `data[i * row_stride]`.
+    pub fn new(data: &'a [f32], rows: usize, dim: usize, row_stride: usize) -> Result<Corpus<'a>> {
+        if dim == 0 {
+            return Err(Error::invalid_argument("corpus: dim must be at least 1"));
+        }
+        check_matrix("corpus", data.len(), rows, dim, row_stride)?;
+        Ok(Corpus { data, rows, dim, row_stride })
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.row_stride..][..self.dim]
+    }
+}
+
+/// Where the candidate embeddings are.
+#[derive(Clone, Copy, Debug)]
+pub enum Candidates<'a> {
+    /// All queries' candidates as consecutive rows of one row-major matrix.
+    Dense { data: &'a [f32], row_stride: usize },
+    /// Row ids into a registered corpus, one per candidate.
+    ById { corpus: &'a Corpus<'a>, ids: &'a [u64] },
+}
+
+/// A batch of queries with ragged candidate lists.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// The embedding width the caller uses; must equal the adapter's `d`.
+    pub dim: usize,
+    /// `candidate_counts.len()` query rows of `dim` values, contiguous.
+    pub queries: &'a [f32],
+    /// Candidates per query; 0 is allowed.
+    pub candidate_counts: &'a [usize],
+    pub candidates: Candidates<'a>,
+    /// One retriever score per candidate, or `None` to use `sim(q, c)` (SPEC §4).
+    pub base_scores: Option<&'a [f32]>,
+}
+
+impl<'a> Batch<'a> {
+    /// One query with `k` dense candidate rows of `dim` values; `counts` must be `&[k]`.
+    pub fn dense(dim: usize, queries: &'a [f32], candidate_counts: &'a [usize], candidates: &'a [f32]) -> Self {
+        Batch {
+            dim,
+            queries,
+            candidate_counts,
+            candidates: Candidates::Dense { data: candidates, row_stride: dim },
+            base_scores: None,
+        }
+    }
+
+    /// Attaches retriever scores, one per candidate.
+    pub fn with_base_scores(mut self, base_scores: &'a [f32]) -> Self {
+        self.base_scores = Some(base_scores);
+        self
+    }
+
+    pub fn query_count(&self) -> usize {
+        self.candidate_counts.len()
+    }
+    pub fn query(&self, i: usize) -> &'a [f32] {
+        &self.queries[i * self.dim..][..self.dim]
+    }
+    /// Candidate `i` of the whole batch (queries' lists concatenated).
+    pub(crate) fn candidate(&self, i: usize) -> &'a [f32] {
+        match self.candidates {
+            Candidates::Dense { data, row_stride } => &data[i * row_stride..][..self.dim],
+            Candidates::ById { corpus, ids } => corpus.row(ids[i] as usize),
+        }
+    }
+
+    /// Checks every length, id and value against the adapter's `d`; returns the total
+    /// candidate count. After this, every index the engines use is in bounds.
+    pub(crate) fn validate(&self, model_dim: usize) -> Result<usize> {
+        if self.dim != model_dim {
+            return Err(Error::new(
+                ErrorKind::DimensionMismatch,
+                format!("dim: the adapter expects embeddings of {model_dim} values, got {}", self.dim),
+            ));
+        }
+        let n = self.query_count();
+        let want = n.checked_mul(self.dim);
+        if want != Some(self.queries.len()) {
+            return Err(Error::invalid_argument(format!(
+                "queries: expected {n} queries × {} values = {}, got {}",
+                self.dim,
+                want.map_or("overflow".to_string(), |w| w.to_string()),
+                self.queries.len()
+            )));
+        }
+        let total = self
+            .candidate_counts
+            .iter()
+            .try_fold(0usize, |acc, &k| acc.checked_add(k))
+            .filter(|&t| t <= u32::MAX as usize)
+            .ok_or_else(|| Error::invalid_argument("candidate_counts: total exceeds 2^32 - 1 candidates"))?;
+        if self.candidate_counts.iter().any(|&k| k > u32::MAX as usize) {
+            return Err(Error::invalid_argument("candidate_counts: a query has more than 2^32 - 1 candidates"));
+        }
+        match self.candidates {
+            Candidates::Dense { data, row_stride } => {
+                check_matrix("candidates", data.len(), total, self.dim, row_stride)?
+            }
+            Candidates::ById { corpus, ids } => {
+                if corpus.dim() != self.dim {
+                    return Err(Error::new(
+                        ErrorKind::DimensionMismatch,
+                        format!("corpus: expected rows of {} values, the corpus has {}", self.dim, corpus.dim()),
+                    ));
+                }
+                if ids.len() != total {
+                    return Err(Error::invalid_argument(format!(
+                        "candidate_ids: expected {total} ids (the sum of candidate_counts), got {}",
+                        ids.len()
+                    )));
+                }
+                if let Some(pos) = ids.iter().position(|&id| id >= corpus.rows() as u64) {
+                    let (query, local) = self.locate(pos);
+                    return Err(Error::invalid_argument(format!(
+                        "candidate_ids: query {query}, position {local}: id {} is out of range for a corpus of {} rows",
+                        ids[pos],
+                        corpus.rows()
+                    )));
+                }
+            }
+        }
+        if let Some(base) = self.base_scores {
+            if base.len() != total {
+                return Err(Error::invalid_argument(format!(
+                    "base_scores: expected {total} values (the sum of candidate_counts), got {}",
+                    base.len()
+                )));
+            }
+        }
+        self.check_finite(total)?;
+        Ok(total)
+    }
+
+    fn check_finite(&self, total: usize) -> Result<()> {
+        let non_finite = |what: &str, query: usize, position: Option<usize>, row: &[f32]| {
+            row.iter().position(|x| !x.is_finite()).map(|col| {
+                let at = position.map_or(String::new(), |p| format!(", position {p}"));
+                Error::new(
+                    ErrorKind::NonFiniteInput,
+                    format!("{what}: query {query}{at}, column {col} is {}", row[col]),
+                )
+            })
+        };
+        for q in 0..self.query_count() {
+            if let Some(e) = non_finite("queries", q, None, self.query(q)) {
+                return Err(e);
+            }
+        }
+        let mut query = 0;
+        let mut start = 0;
+        for i in 0..total {
+            while i >= start + self.candidate_counts[query] {
+                start += self.candidate_counts[query];
+                query += 1;
+            }
+            if let Some(e) = non_finite("candidates", query, Some(i - start), self.candidate(i)) {
+                return Err(e);
+            }
+            if let Some(b) = self.base_scores.map(|b| b[i]).filter(|b| !b.is_finite()) {
+                return Err(Error::new(
+                    ErrorKind::NonFiniteInput,
+                    format!("base_scores: query {query}, position {} is {b}", i - start),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// (query, position within its list) of batch-wide candidate `i`.
+    pub(crate) fn locate(&self, i: usize) -> (usize, usize) {
+        let mut start = 0;
+        for (q, &k) in self.candidate_counts.iter().enumerate() {
+            if i < start + k {
+                return (q, i - start);
+            }
+            start += k;
+        }
+        (self.query_count(), i - start)
+    }
+}

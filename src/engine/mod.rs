@@ -1,0 +1,63 @@
+//! Backends that run the adapter's forward pass (SPEC §3) over a validated batch.
+//!
+//! An engine computes the raw per-pair quantities only; turning them into scores, orders and
+//! samples is the same for every engine and lives in [`crate::scores`] and [`crate::sampler`].
+
+mod reference;
+
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::model::Adapter;
+
+/// The raw result of the forward pass for one (query, candidate) pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct PairRaw {
+    /// `sim(q, a)`, `a = c + Δc`.
+    pub sim_adapted: f32,
+    /// `sim(q, c)`, the default base score.
+    pub sim_candidate: f32,
+    /// Classifier logits in class order TP, FN, FP, TN.
+    pub logits: [f32; 4],
+}
+
+/// Which engine a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The straightforward f32 CPU engine that every faster engine is tested against.
+    Reference,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Reference => "reference",
+        }
+    }
+}
+
+/// What the caller asks for when creating a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EnginePreference {
+    /// The best engine this machine has.
+    #[default]
+    Auto,
+    /// Exactly this engine, or an error saying why it is unavailable.
+    Force(EngineKind),
+}
+
+pub(crate) trait Engine: Send {
+    fn kind(&self) -> EngineKind;
+    /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
+    /// `adapter`, and `out.len()` is its total candidate count.
+    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()>;
+}
+
+/// Picks the engine and says why, for [`crate::Session::engine_reason`].
+pub(crate) fn select(adapter: &Adapter, preference: EnginePreference) -> Result<(Box<dyn Engine>, String)> {
+    let engine: Box<dyn Engine> = Box::new(reference::ReferenceEngine::new(adapter));
+    let reason = match preference {
+        EnginePreference::Auto => "auto: the reference CPU engine is the only engine in this build",
+        EnginePreference::Force(EngineKind::Reference) => "forced by the caller",
+    };
+    Ok((engine, reason.to_string()))
+}

@@ -1,0 +1,122 @@
+//! The reference engine: SPEC §3 written out literally, one pair at a time, in f32.
+//! Obviously correct rather than fast; the fast engines are tested against it.
+
+use super::{Engine, EngineKind, PairRaw};
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::model::{Activation, Adapter, Similarity};
+
+pub(crate) struct ReferenceEngine {
+    interaction: Vec<f32>,
+    hidden: Vec<f32>,
+    adapted: Vec<f32>,
+}
+
+impl ReferenceEngine {
+    pub(crate) fn new(adapter: &Adapter) -> Self {
+        ReferenceEngine {
+            interaction: vec![0.0; 3 * adapter.dim()],
+            hidden: vec![0.0; adapter.hidden()],
+            adapted: vec![0.0; adapter.dim()],
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub(crate) fn similarity(kind: Similarity, q: &[f32], x: &[f32]) -> f32 {
+    match kind {
+        Similarity::Dot => dot(q, x),
+        Similarity::Cosine => {
+            let (nq, nx) = (dot(q, q).sqrt(), dot(x, x).sqrt());
+            if nq < 1e-12 || nx < 1e-12 {
+                0.0
+            } else {
+                dot(q, x) / (nq * nx)
+            }
+        }
+    }
+}
+
+pub(crate) fn activate(kind: Activation, x: f32) -> f32 {
+    match kind {
+        Activation::Relu => x.max(0.0),
+        Activation::Gelu => {
+            let x = x as f64;
+            (0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))) as f32
+        }
+        Activation::GeluTanh => {
+            const C: f32 = 0.797_884_6; // √(2/π)
+            0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+        }
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Tanh => x.tanh(),
+    }
+}
+
+/// erf with relative error below 1.2e-7 everywhere (Numerical Recipes' Chebyshev fit of erfc),
+/// well inside f32 precision; std has no erf.
+fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
+impl Engine for ReferenceEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Reference
+    }
+
+    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
+        let (d, h) = (adapter.dim(), adapter.hidden());
+        let w = adapter.weights();
+        let config = adapter.config();
+        let mut pair = 0;
+        for (qi, &k) in batch.candidate_counts.iter().enumerate() {
+            let q = batch.query(qi);
+            for _ in 0..k {
+                let c = batch.candidate(pair);
+                let (diff, rest) = self.interaction.split_at_mut(d);
+                let (prod, sum) = rest.split_at_mut(d);
+                for t in 0..d {
+                    diff[t] = q[t] - c[t];
+                    prod[t] = q[t] * c[t];
+                    sum[t] = q[t] + c[t];
+                }
+                for j in 0..h {
+                    let pre = dot(&w.fc1_weight[j * 3 * d..][..3 * d], &self.interaction) + w.fc1_bias[j];
+                    self.hidden[j] = activate(config.activation, pre);
+                }
+                for t in 0..d {
+                    let delta = dot(&w.fc2_weight[t * h..][..h], &self.hidden) + w.fc2_bias[t];
+                    self.adapted[t] = c[t] + delta;
+                }
+                let mut logits = [0.0f32; 4];
+                for (class, logit) in logits.iter_mut().enumerate() {
+                    *logit = dot(&w.classifier_weight[class * h..][..h], &self.hidden) + w.classifier_bias[class];
+                }
+                out[pair] = PairRaw {
+                    sim_adapted: similarity(config.similarity, q, &self.adapted),
+                    sim_candidate: similarity(config.similarity, q, c),
+                    logits,
+                };
+                pair += 1;
+            }
+        }
+        Ok(())
+    }
+}

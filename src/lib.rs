@@ -1,0 +1,45 @@
+//! rrra: the RRRA retriever adapter (arXiv 2508.11670) as an embeddable reranking library.
+//!
+//! Data flows one way: adapter file bytes → [`Adapter`] (immutable, share it in an `Arc`) →
+//! [`Session`] (scratch memory and an engine, one thread at a time) → scores, orders and
+//! samples in the caller's buffers. The math and the file format are in `SPEC.md` (§ numbers
+//! in comments refer to it).
+//!
+//! ```
+//! use rrra::{Adapter, AdapterConfig, AdapterWeights, Batch, ScoreOptions, Session, SessionOptions};
+//! use std::sync::Arc;
+//!
+//! let (d, h) = (4, 3);
+//! let weights = AdapterWeights {
+//!     dim: d, hidden: h,
+//!     fc1_weight: vec![0.1; h * 3 * d], fc1_bias: vec![0.0; h],
+//!     fc2_weight: vec![0.01; d * h], fc2_bias: vec![0.0; d],
+//!     classifier_weight: vec![0.2; 4 * h], classifier_bias: vec![0.0; 4],
+//! };
+//! let adapter = Arc::new(Adapter::new(weights, AdapterConfig::default())?);
+//! let mut session = Session::new(adapter, SessionOptions::default())?;
+//! let query = [1.0, 0.0, 0.0, 0.0];
+//! let candidates = [0.9, 0.1, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+//! let out = session.rerank(&Batch::dense(d, &query, &[2], &candidates), &ScoreOptions::default())?;
+//! assert_eq!(out.order, vec![0, 1]);
+//! # Ok::<(), rrra::Error>(())
+//! ```
+
+mod batch;
+mod engine;
+mod error;
+pub mod ffi;
+mod model;
+pub mod sampler;
+mod scores;
+mod session;
+
+pub use batch::{Batch, Candidates, Corpus};
+pub use engine::{EngineKind, EnginePreference};
+pub use error::{Error, ErrorKind, Result};
+pub use model::{Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Similarity, WeightDtype};
+pub use scores::ScoreOptions;
+pub use session::{Reranked, RerankOutputs, ResampleOutputs, ResampleRequest, Resampled, Session, SessionOptions};
+
+/// The library version, from `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

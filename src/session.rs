@@ -1,0 +1,347 @@
+//! A session: one adapter, one engine, and the scratch memory that makes repeated calls
+//! allocation-free. Use a session from one thread at a time; share the adapter instead.
+
+use crate::batch::Batch;
+use crate::engine::{self, Engine, EngineKind, EnginePreference, PairRaw};
+use crate::error::{Error, Result};
+use crate::model::Adapter;
+use crate::sampler;
+use crate::scores::{self, ScoreOptions, ScoreParams};
+use std::sync::Arc;
+
+/// How a session is set up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub engine: EnginePreference,
+}
+
+/// Caller buffers for [`Session::rerank_into`]; `None` skips that output.
+/// Per-candidate buffers hold exactly the batch's total candidate count (4 × for `class_probs`).
+#[derive(Debug, Default)]
+pub struct RerankOutputs<'a> {
+    /// `log s_RR` (SPEC §4).
+    pub log_s_rr: Option<&'a mut [f32]>,
+    /// `s_A`, the adapter relevance in (0, 1).
+    pub s_a: Option<&'a mut [f32]>,
+    /// `s_FN`, the false-negative probability.
+    pub s_fn: Option<&'a mut [f32]>,
+    /// `(p_TP, p_FN, p_FP, p_TN)` per candidate.
+    pub class_probs: Option<&'a mut [f32]>,
+    /// Per query, the positions `0..k` of its list in reranked order (best first).
+    pub order: Option<&'a mut [u32]>,
+}
+
+/// Owned results of [`Session::rerank`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reranked {
+    pub log_s_rr: Vec<f32>,
+    pub s_a: Vec<f32>,
+    pub s_fn: Vec<f32>,
+    pub class_probs: Vec<f32>,
+    pub order: Vec<u32>,
+}
+
+/// What to draw in [`Session::resample_into`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResampleRequest<'a> {
+    /// Negatives to draw per query.
+    pub samples_per_query: usize,
+    pub seed: u64,
+    /// The sampler's query index of the batch's first query (SPEC §5), so that a data set split
+    /// into batches draws what it would draw in one call.
+    pub first_query_index: u64,
+    /// Nonzero marks a labelled positive, never drawn; one entry per candidate.
+    pub positive_mask: Option<&'a [u8]>,
+}
+
+/// Caller buffers for [`Session::resample_into`]; `None` skips that output.
+#[derive(Debug, Default)]
+pub struct ResampleOutputs<'a> {
+    /// `log s_RS` per candidate (SPEC §4); the sampler draws from exactly these f32 values.
+    pub log_s_rs: Option<&'a mut [f32]>,
+    pub s_fn: Option<&'a mut [f32]>,
+    /// `samples_per_query` slots per query: drawn positions first, then [`sampler::NOT_DRAWN`].
+    pub samples: Option<&'a mut [u32]>,
+    /// Negatives actually drawn per query.
+    pub sample_counts: Option<&'a mut [u32]>,
+}
+
+/// Owned results of [`Session::resample`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resampled {
+    pub log_s_rs: Vec<f32>,
+    pub s_fn: Vec<f32>,
+    pub samples: Vec<u32>,
+    pub sample_counts: Vec<u32>,
+}
+
+/// Scratch that grows to the largest batch seen and is then reused.
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<PairRaw>,
+    log_base: Vec<f64>,
+    score: Vec<f64>,
+    score_f32: Vec<f32>,
+    order: Vec<u32>,
+    keys: Vec<(f64, u32)>,
+    samples: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+pub struct Session {
+    adapter: Arc<Adapter>,
+    engine: Box<dyn Engine>,
+    engine_reason: String,
+    scratch: Scratch,
+}
+
+fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Result<()> {
+    match buffer {
+        Some(b) if b.len() != want => Err(Error::invalid_argument(format!(
+            "{name}: expected a buffer of {want} values, got {}",
+            b.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn copy_out<T: Copy>(dst: &mut Option<&mut [T]>, src: &[T]) {
+    if let Some(dst) = dst {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl Session {
+    pub fn new(adapter: Arc<Adapter>, options: SessionOptions) -> Result<Session> {
+        let (engine, engine_reason) = engine::select(&adapter, options.engine)?;
+        Ok(Session { adapter, engine, engine_reason, scratch: Scratch::default() })
+    }
+
+    pub fn adapter(&self) -> &Arc<Adapter> {
+        &self.adapter
+    }
+    pub fn engine(&self) -> EngineKind {
+        self.engine.kind()
+    }
+    /// Why this engine was chosen, and why the others were not.
+    pub fn engine_reason(&self) -> &str {
+        &self.engine_reason
+    }
+
+    /// Validates, runs the engine and computes `log s_B` per candidate into scratch.
+    fn forward(&mut self, batch: &Batch<'_>, params: &ScoreParams) -> Result<usize> {
+        let total = batch.validate(self.adapter.dim())?;
+        let s = &mut self.scratch;
+        s.raw.clear();
+        s.raw.resize(total, PairRaw::default());
+        self.engine.forward(&self.adapter, batch, &mut s.raw)?;
+        if let Some(i) = s.raw.iter().position(|r| {
+            !(r.sim_adapted.is_finite() && r.sim_candidate.is_finite() && r.logits.iter().all(|l| l.is_finite()))
+        }) {
+            let (query, position) = batch.locate(i);
+            return Err(Error::new(
+                crate::ErrorKind::Numeric,
+                format!("forward pass overflowed at query {query}, position {position}: inputs or weights too large for f32"),
+            ));
+        }
+        s.log_base.clear();
+        s.log_base.resize(total, 0.0);
+        let mut start = 0;
+        for (query, &k) in batch.candidate_counts.iter().enumerate() {
+            let range = start..start + k;
+            scores::log_base_scores(
+                params,
+                batch.base_scores.map(|b| &b[range.clone()]),
+                &s.raw[range.clone()],
+                query,
+                &mut s.log_base[range],
+            )?;
+            start += k;
+        }
+        Ok(total)
+    }
+
+    /// Reranks every query of the batch (SPEC §3–§4) into the caller's buffers.
+    /// On error nothing is written.
+    pub fn rerank_into(&mut self, batch: &Batch<'_>, options: &ScoreOptions, out: &mut RerankOutputs<'_>) -> Result<()> {
+        let params = ScoreParams::resolve(self.adapter.config(), options)?;
+        let total = batch.validate(self.adapter.dim())?;
+        check_len("log_s_rr", &out.log_s_rr, total)?;
+        check_len("s_a", &out.s_a, total)?;
+        check_len("s_fn", &out.s_fn, total)?;
+        check_len("class_probs", &out.class_probs, 4 * total)?;
+        check_len("order", &out.order, total)?;
+        self.forward(batch, &params)?;
+
+        let s = &mut self.scratch;
+        s.score.clear();
+        s.score.extend(s.raw.iter().zip(&s.log_base).map(|(raw, log_b)| {
+            log_b + params.lambda_rr * scores::log_adapter_score(&params, raw)
+        }));
+        if let Some(i) = s.score.iter().position(|x| !x.is_finite()) {
+            let (query, position) = batch.locate(i);
+            return Err(Error::new(
+                crate::ErrorKind::Numeric,
+                format!("log s_RR is not finite at query {query}, position {position}"),
+            ));
+        }
+        s.order.clear();
+        s.order.resize(total, 0);
+        let mut start = 0;
+        for &k in batch.candidate_counts {
+            scores::stable_order(&s.score[start..start + k], &mut s.order[start..start + k]);
+            start += k;
+        }
+
+        // Success is certain from here on: write the caller's buffers.
+        copy_out(&mut out.order, &s.order);
+        if let Some(dst) = &mut out.log_s_rr {
+            for (d, v) in dst.iter_mut().zip(&s.score) {
+                *d = *v as f32;
+            }
+        }
+        for (i, raw) in s.raw.iter().enumerate() {
+            if let Some(dst) = &mut out.s_a {
+                dst[i] = scores::log_adapter_score(&params, raw).exp() as f32;
+            }
+            if out.s_fn.is_some() || out.class_probs.is_some() {
+                let (p, _) = scores::classify(raw.logits);
+                if let Some(dst) = &mut out.s_fn {
+                    dst[i] = p[1] as f32;
+                }
+                if let Some(dst) = &mut out.class_probs {
+                    for (d, v) in dst[4 * i..4 * i + 4].iter_mut().zip(p) {
+                        *d = v as f32;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Session::rerank_into`] with every output, into fresh vectors.
+    pub fn rerank(&mut self, batch: &Batch<'_>, options: &ScoreOptions) -> Result<Reranked> {
+        let total = batch.validate(self.adapter.dim())?;
+        let mut r = Reranked {
+            log_s_rr: vec![0.0; total],
+            s_a: vec![0.0; total],
+            s_fn: vec![0.0; total],
+            class_probs: vec![0.0; 4 * total],
+            order: vec![0; total],
+        };
+        self.rerank_into(
+            batch,
+            options,
+            &mut RerankOutputs {
+                log_s_rr: Some(&mut r.log_s_rr),
+                s_a: Some(&mut r.s_a),
+                s_fn: Some(&mut r.s_fn),
+                class_probs: Some(&mut r.class_probs),
+                order: Some(&mut r.order),
+            },
+        )?;
+        Ok(r)
+    }
+
+    /// Computes `log s_RS` and draws negatives for every query of the batch (SPEC §4–§5).
+    /// On error nothing is written.
+    pub fn resample_into(
+        &mut self,
+        batch: &Batch<'_>,
+        options: &ScoreOptions,
+        request: &ResampleRequest<'_>,
+        out: &mut ResampleOutputs<'_>,
+    ) -> Result<()> {
+        let params = ScoreParams::resolve(self.adapter.config(), options)?;
+        let total = batch.validate(self.adapter.dim())?;
+        let n_queries = batch.query_count();
+        let n = request.samples_per_query;
+        if n > u32::MAX as usize {
+            return Err(Error::invalid_argument(format!("samples_per_query: {n} exceeds 2^32 - 1")));
+        }
+        let slots = n_queries.checked_mul(n).ok_or_else(|| {
+            Error::invalid_argument(format!("samples_per_query: {n_queries} queries × {n} overflows"))
+        })?;
+        if let Some(mask) = request.positive_mask {
+            if mask.len() != total {
+                return Err(Error::invalid_argument(format!(
+                    "positive_mask: expected {total} entries (the sum of candidate_counts), got {}",
+                    mask.len()
+                )));
+            }
+        }
+        check_len("log_s_rs", &out.log_s_rs, total)?;
+        check_len("s_fn", &out.s_fn, total)?;
+        check_len("samples", &out.samples, slots)?;
+        check_len("sample_counts", &out.sample_counts, n_queries)?;
+        self.forward(batch, &params)?;
+
+        let s = &mut self.scratch;
+        s.score_f32.clear();
+        for (raw, log_b) in s.raw.iter().zip(&s.log_base) {
+            let (_, log_not_fn) = scores::classify(raw.logits);
+            // γ = 0 must give exactly log s_B even where log(1 − s_FN) = −∞.
+            let penalty = if params.gamma_rs == 0.0 { 0.0 } else { params.gamma_rs * log_not_fn };
+            s.score_f32.push((log_b + penalty) as f32);
+        }
+        if let Some(i) = s.score_f32.iter().position(|x| !x.is_finite()) {
+            let (query, position) = batch.locate(i);
+            return Err(Error::new(
+                crate::ErrorKind::Numeric,
+                format!("log s_RS is not finite at query {query}, position {position}"),
+            ));
+        }
+        s.samples.clear();
+        s.samples.resize(slots, sampler::NOT_DRAWN);
+        s.counts.clear();
+        let mut start = 0;
+        for (q, &k) in batch.candidate_counts.iter().enumerate() {
+            let drawn = sampler::sample_with_scratch(
+                &s.score_f32[start..start + k],
+                request.positive_mask.map(|m| &m[start..start + k]),
+                request.seed,
+                request.first_query_index.wrapping_add(q as u64),
+                &mut s.samples[q * n..(q + 1) * n],
+                &mut s.keys,
+            )?;
+            s.counts.push(drawn as u32);
+            start += k;
+        }
+
+        // Success is certain from here on: write the caller's buffers.
+        copy_out(&mut out.log_s_rs, &s.score_f32);
+        copy_out(&mut out.samples, &s.samples);
+        copy_out(&mut out.sample_counts, &s.counts);
+        if let Some(dst) = &mut out.s_fn {
+            for (d, raw) in dst.iter_mut().zip(&s.raw) {
+                *d = scores::classify(raw.logits).0[1] as f32;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Session::resample_into`] with every output, into fresh vectors.
+    pub fn resample(&mut self, batch: &Batch<'_>, options: &ScoreOptions, request: &ResampleRequest<'_>) -> Result<Resampled> {
+        let total = batch.validate(self.adapter.dim())?;
+        let n_queries = batch.query_count();
+        let slots = n_queries.saturating_mul(request.samples_per_query);
+        let mut r = Resampled {
+            log_s_rs: vec![0.0; total],
+            s_fn: vec![0.0; total],
+            samples: vec![0; slots],
+            sample_counts: vec![0; n_queries],
+        };
+        self.resample_into(
+            batch,
+            options,
+            request,
+            &mut ResampleOutputs {
+                log_s_rs: Some(&mut r.log_s_rs),
+                s_fn: Some(&mut r.s_fn),
+                samples: Some(&mut r.samples),
+                sample_counts: Some(&mut r.sample_counts),
+            },
+        )?;
+        Ok(r)
+    }
+}
