@@ -3,7 +3,7 @@
 //! Hostile input is the normal case here: every length in the file is checked against the
 //! bytes actually present before anything is allocated from it.
 
-use super::{element_count, shape_text, Adapter, AdapterConfig, AdapterWeights};
+use super::{shape_text, Adapter, AdapterConfig, AdapterWeights};
 use crate::error::{Error, Result};
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};

@@ -1,0 +1,56 @@
+//! The SPEC §5 sampler on its own, for callers that computed `log s_RS` elsewhere.
+
+use super::boundary::{check_disjoint, extent, guard, input_slice, null_pointer, output_slice, rrra_status};
+use crate::sampler::{sample_negatives, NOT_DRAWN};
+
+/// Fills the sample slots past a query's count.
+pub const RRRA_NOT_DRAWN: u32 = u32::MAX;
+const _: () = assert!(RRRA_NOT_DRAWN == NOT_DRAWN);
+
+/// Draws up to `samples_len` of one query's candidates without replacement, with probability
+/// ∝ exp(log_s_rs) (SPEC §5). Writes the drawn positions, best key first, to `samples`, the
+/// remaining slots set to UINT32_MAX, and the number drawn to `*count_out`.
+///
+/// `positive_mask` (may be NULL): `positive_mask_len` = `k` bytes, nonzero = labelled positive,
+/// never drawn. A pure function of its arguments: every binding returns the same draws.
+/// Errors: NULL_POINTER, INVALID_ARGUMENT (mask length ≠ k, overlapping buffers),
+/// NON_FINITE_INPUT (a log_s_rs value is NaN or ±Inf). Thread-safety: any thread.
+///
+/// # Safety
+/// Each pointer must be NULL or point to its stated number of elements.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_sample_negatives(
+    log_s_rs: *const f32,
+    k: usize,
+    positive_mask: *const u8,
+    positive_mask_len: usize,
+    seed: u64,
+    query_index: u64,
+    samples: *mut u32,
+    samples_len: usize,
+    count_out: *mut usize,
+) -> rrra_status {
+    guard(|| {
+        // SAFETY (all three): the caller's contract.
+        let scores = unsafe { input_slice(log_s_rs, k, "log_s_rs") }?;
+        let mask = if positive_mask.is_null() {
+            None
+        } else {
+            Some(unsafe { input_slice(positive_mask, positive_mask_len, "positive_mask") }?)
+        };
+        let out = unsafe { output_slice(samples, samples_len, "samples") }?.ok_or_else(|| null_pointer("samples"))?;
+        if count_out.is_null() {
+            return Err(null_pointer("count_out"));
+        }
+        let count_extent = ("count_out", count_out as usize, std::mem::size_of::<usize>());
+        check_disjoint(
+            &[extent("samples", out), count_extent],
+            &[extent("log_s_rs", scores), extent("positive_mask", mask.unwrap_or(&[]))],
+        )?;
+        // The sampler checks all of its input before it writes `out`.
+        let count = sample_negatives(scores, mask, seed, query_index, out)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *count_out = count };
+        Ok(())
+    })
+}

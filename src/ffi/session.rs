@@ -1,0 +1,418 @@
+//! `rrra_session`: scratch memory and an engine over one model; rerank and resample calls.
+
+use super::boundary::{
+    check_disjoint, extent, free_handle, guard, input_slice, null_pointer, output_slice, read_struct, rrra_status,
+    write_handle,
+};
+use super::corpus::rrra_corpus;
+use super::model::{base_transform_from_code, rrra_model};
+use crate::batch::{Batch, Candidates};
+use crate::engine::{EngineKind, EnginePreference};
+use crate::error::{Error, Result};
+use crate::scores::ScoreOptions;
+use crate::session::{RerankOutputs, ResampleOutputs, ResampleRequest, Session, SessionOptions};
+use std::ffi::{c_char, CString};
+
+/// Scratch memory, an engine and a reference to its model. Use a session from one thread at
+/// a time (it may move between threads); give each thread its own session over a shared model.
+pub struct rrra_session {
+    session: Session,
+    engine_reason: CString,
+}
+
+/// Engines, for `rrra_session_options.engine` and `rrra_session_engine`.
+#[repr(u32)]
+pub enum rrra_engine {
+    /// The best engine available (session options only).
+    Auto = 0,
+    /// The straightforward f32 CPU engine.
+    Reference = 1,
+}
+
+/// Session settings. Set `struct_size = sizeof(rrra_session_options)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_session_options {
+    pub struct_size: usize,
+    /// An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
+    pub engine: u32,
+}
+
+/// Override `lambda_rr` (`rrra_score_options.override_flags`).
+pub const RRRA_OVERRIDE_LAMBDA_RR: u32 = 1;
+/// Override `gamma_rs`.
+pub const RRRA_OVERRIDE_GAMMA_RS: u32 = 2;
+/// Override `base_transform`.
+pub const RRRA_OVERRIDE_BASE_TRANSFORM: u32 = 4;
+/// Override `base_mu`.
+pub const RRRA_OVERRIDE_BASE_MU: u32 = 8;
+/// Override `base_tau`.
+pub const RRRA_OVERRIDE_BASE_TAU: u32 = 16;
+const ALL_OVERRIDES: u32 = 31;
+
+/// Per-call overrides of the model file's score settings (SPEC §2, §4). A field is used only
+/// when its `RRRA_OVERRIDE_*` bit is set in `override_flags`. Set `struct_size`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_score_options {
+    pub struct_size: usize,
+    pub override_flags: u32,
+    /// An `rrra_base_transform` value.
+    pub base_transform: u32,
+    /// λ ≥ 0 in `log s_RR = log s_B + λ · log s_A`.
+    pub lambda_rr: f64,
+    /// γ ≥ 0 in `log s_RS = log s_B + γ · log(1 − s_FN)`.
+    pub gamma_rs: f64,
+    pub base_mu: f64,
+    /// > 0.
+    pub base_tau: f64,
+}
+
+/// A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.
+///
+/// Candidates come either dense (`candidates` non-NULL, `corpus` NULL) or by id (`corpus` and
+/// `candidate_ids` non-NULL, `candidates` NULL). "total" below is the sum of
+/// `candidate_counts`; candidate lists of consecutive queries follow each other.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_batch {
+    pub struct_size: usize,
+    /// Embedding width; must equal the model's `d`.
+    pub dim: usize,
+    pub n_queries: usize,
+    /// `n_queries × dim` floats, row-major.
+    pub queries: *const f32,
+    pub queries_len: usize,
+    /// `n_queries` counts; 0 is allowed.
+    pub candidate_counts: *const usize,
+    /// Dense candidates: `total` rows of `dim` floats, `candidate_stride` floats apart.
+    pub candidates: *const f32,
+    pub candidates_len: usize,
+    pub candidate_stride: usize,
+    /// By-id candidates: `total` row ids into `corpus`.
+    pub corpus: *const rrra_corpus,
+    pub candidate_ids: *const u64,
+    pub candidate_ids_len: usize,
+    /// NULL, or `total` retriever scores (NULL: `sim(q, c)` is the base score).
+    pub base_scores: *const f32,
+    pub base_scores_len: usize,
+}
+
+/// Caller buffers for `rrra_session_rerank`. A NULL pointer skips that output; a non-NULL
+/// one needs exactly the stated length. Set `struct_size = sizeof(rrra_rerank_outputs)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_rerank_outputs {
+    pub struct_size: usize,
+    /// `total` values of log s_RR.
+    pub log_s_rr: *mut f32,
+    pub log_s_rr_len: usize,
+    /// `total` values of s_A, in (0, 1).
+    pub s_a: *mut f32,
+    pub s_a_len: usize,
+    /// `total` values of s_FN.
+    pub s_fn: *mut f32,
+    pub s_fn_len: usize,
+    /// `4 × total` values: p_TP, p_FN, p_FP, p_TN per candidate.
+    pub class_probs: *mut f32,
+    pub class_probs_len: usize,
+    /// `total` values: per query, the positions 0..k−1 of its list, best first (stable).
+    pub order: *mut u32,
+    pub order_len: usize,
+}
+
+/// What `rrra_session_resample` draws. Set `struct_size = sizeof(rrra_resample_request)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_resample_request {
+    pub struct_size: usize,
+    /// Negatives to draw per query.
+    pub samples_per_query: usize,
+    pub seed: u64,
+    /// The sampler's query index of the batch's first query (SPEC §5).
+    pub first_query_index: u64,
+    /// NULL, or `total` bytes: nonzero marks a labelled positive, never drawn.
+    pub positive_mask: *const u8,
+    pub positive_mask_len: usize,
+}
+
+/// Caller buffers for `rrra_session_resample`; NULL skips an output, non-NULL needs exactly
+/// the stated length. Set `struct_size = sizeof(rrra_resample_outputs)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rrra_resample_outputs {
+    pub struct_size: usize,
+    /// `total` values of log s_RS; the sampler draws from exactly these values.
+    pub log_s_rs: *mut f32,
+    pub log_s_rs_len: usize,
+    /// `total` values of s_FN.
+    pub s_fn: *mut f32,
+    pub s_fn_len: usize,
+    /// `n_queries × samples_per_query` positions within each query's list; slots past a
+    /// query's count hold RRRA_NOT_DRAWN.
+    pub samples: *mut u32,
+    pub samples_len: usize,
+    /// `n_queries` counts of negatives drawn.
+    pub sample_counts: *mut u32,
+    pub sample_counts_len: usize,
+}
+
+/// Creates a session over `model`. `options` may be NULL for the defaults.
+///
+/// Ownership: the session holds its own reference to the model; release it with
+/// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine),
+/// UNSUPPORTED (a forced engine is not available; the message says why).
+/// Thread-safety: any thread; the model may be shared by many sessions.
+///
+/// # Safety
+/// `model` must be NULL or live; `options` NULL or a valid struct; `session_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_new(
+    model: *const rrra_model,
+    options: *const rrra_session_options,
+    session_out: *mut *mut rrra_session,
+) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let model = unsafe { model.as_ref() }.ok_or_else(|| null_pointer("model"))?;
+        if session_out.is_null() {
+            return Err(null_pointer("session_out"));
+        }
+        let engine = if options.is_null() {
+            EnginePreference::Auto
+        } else {
+            // SAFETY: the caller's contract.
+            match unsafe { read_struct(options, "options") }?.engine {
+                0 => EnginePreference::Auto,
+                1 => EnginePreference::Force(EngineKind::Reference),
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "options->engine: unknown value {other} (expected an rrra_engine)"
+                    )))
+                }
+            }
+        };
+        let session = Session::new(model.adapter.clone(), SessionOptions { engine })?;
+        let engine_reason = CString::new(session.engine_reason().replace('\0', " ")).unwrap_or_default();
+        // SAFETY: session_out checked non-NULL above.
+        unsafe { write_handle(session_out, rrra_session { session, engine_reason }) };
+        Ok(())
+    })
+}
+
+/// Releases a session and its scratch memory. NULL is a no-op.
+///
+/// # Safety
+/// `session` must be NULL or live, not in use by another thread, never used again after.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_free(session: *mut rrra_session) {
+    let _ = guard(|| {
+        // SAFETY: the caller's contract.
+        unsafe { free_handle(session) };
+        Ok(())
+    });
+}
+
+/// Which engine the session runs (`*engine_out`, an `rrra_engine` value) and why it was
+/// chosen over the others (`*reason_out`, owned by the session, valid until it is freed).
+/// Either out-pointer may be NULL. Errors: NULL_POINTER (session).
+///
+/// # Safety
+/// `session` must be NULL or live; the out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_engine(
+    session: *const rrra_session,
+    engine_out: *mut u32,
+    reason_out: *mut *const c_char,
+) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { session.as_ref() }.ok_or_else(|| null_pointer("session"))?;
+        let engine = match s.session.engine() {
+            EngineKind::Reference => rrra_engine::Reference,
+        } as u32;
+        // SAFETY: each out-pointer is NULL or writable per the contract.
+        unsafe {
+            if let Some(out) = engine_out.as_mut() {
+                *out = engine;
+            }
+            if let Some(out) = reason_out.as_mut() {
+                *out = s.engine_reason.as_ptr();
+            }
+        }
+        Ok(())
+    })
+}
+
+/// SAFETY contract of every `unsafe` block below: the pointers inside a caller struct point
+/// to the lengths stated beside them, as the header documents.
+unsafe fn score_options(options: *const rrra_score_options) -> Result<ScoreOptions> {
+    if options.is_null() {
+        return Ok(ScoreOptions::default());
+    }
+    // SAFETY: see above.
+    let o = unsafe { read_struct(options, "options") }?;
+    if o.override_flags & !ALL_OVERRIDES != 0 {
+        return Err(Error::invalid_argument(format!(
+            "options->override_flags: unknown bits 0x{:x}",
+            o.override_flags & !ALL_OVERRIDES
+        )));
+    }
+    let set = |bit: u32| o.override_flags & bit != 0;
+    Ok(ScoreOptions {
+        lambda_rr: set(RRRA_OVERRIDE_LAMBDA_RR).then_some(o.lambda_rr),
+        gamma_rs: set(RRRA_OVERRIDE_GAMMA_RS).then_some(o.gamma_rs),
+        base_transform: if set(RRRA_OVERRIDE_BASE_TRANSFORM) {
+            Some(base_transform_from_code(o.base_transform)?)
+        } else {
+            None
+        },
+        base_mu: set(RRRA_OVERRIDE_BASE_MU).then_some(o.base_mu),
+        base_tau: set(RRRA_OVERRIDE_BASE_TAU).then_some(o.base_tau),
+    })
+}
+
+/// Converts a caller batch, runs `body` on it, and returns the byte ranges of its inputs for
+/// the aliasing check.
+unsafe fn with_batch<R>(
+    batch: *const rrra_batch,
+    body: impl FnOnce(&Batch<'_>, &[(&str, usize, usize)]) -> Result<R>,
+) -> Result<R> {
+    // SAFETY: see `score_options`.
+    let b = unsafe { read_struct(batch, "batch") }?;
+    let queries = unsafe { input_slice(b.queries, b.queries_len, "batch->queries") }?;
+    let counts = unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts") }?;
+    let base = if b.base_scores.is_null() {
+        None
+    } else {
+        Some(unsafe { input_slice(b.base_scores, b.base_scores_len, "batch->base_scores") }?)
+    };
+    let mut inputs =
+        vec![extent("batch->queries", queries), extent("batch->candidate_counts", counts)];
+    inputs.extend(base.map(|b| extent("batch->base_scores", b)));
+    let corpus_view;
+    let candidates = match (b.candidates.is_null(), b.corpus.is_null()) {
+        (false, true) => {
+            let data = unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates") }?;
+            inputs.push(extent("batch->candidates", data));
+            Candidates::Dense { data, row_stride: b.candidate_stride }
+        }
+        (true, false) => {
+            // SAFETY: a live corpus per the contract; its rows are kept valid by the caller.
+            corpus_view = unsafe { (*b.corpus).view() }?;
+            let ids = unsafe { input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids") }?;
+            inputs.push(extent("batch->candidate_ids", ids));
+            Candidates::ById { corpus: &corpus_view, ids }
+        }
+        (false, false) => {
+            return Err(Error::invalid_argument(
+                "batch: set either candidates (dense rows) or corpus + candidate_ids, not both",
+            ))
+        }
+        (true, true) if b.n_queries == 0 => Candidates::Dense { data: &[], row_stride: b.dim },
+        (true, true) => {
+            return Err(null_pointer("batch->candidates (and batch->corpus)"));
+        }
+    };
+    let batch = Batch { dim: b.dim, queries, candidate_counts: counts, candidates, base_scores: base };
+    body(&batch, &inputs)
+}
+
+/// Reranks every query of `batch` (SPEC §3–§4). `options` may be NULL (the model's settings).
+///
+/// Outputs are written only on success; on failure every output buffer is left as it was.
+/// Errors: NULL_POINTER; INVALID_ARGUMENT (struct sizes, lengths, strides, ids out of range,
+/// overlapping buffers, bad option values, a base score ≤ 0 under the identity transform);
+/// DIMENSION_MISMATCH (batch->dim ≠ the model's d); NON_FINITE_INPUT (the message names the
+/// query and position); NUMERIC. Thread-safety: one thread at a time per session.
+///
+/// # Safety
+/// `session` NULL or live; the structs valid, their pointers covering the stated lengths.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_rerank(
+    session: *mut rrra_session,
+    batch: *const rrra_batch,
+    options: *const rrra_score_options,
+    outputs: *const rrra_rerank_outputs,
+) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract, for every block below.
+        let s = unsafe { session.as_mut() }.ok_or_else(|| null_pointer("session"))?;
+        let options = unsafe { score_options(options) }?;
+        let o = unsafe { read_struct(outputs, "outputs") }?;
+        let mut out = RerankOutputs {
+            log_s_rr: unsafe { output_slice(o.log_s_rr, o.log_s_rr_len, "outputs->log_s_rr") }?,
+            s_a: unsafe { output_slice(o.s_a, o.s_a_len, "outputs->s_a") }?,
+            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn") }?,
+            class_probs: unsafe { output_slice(o.class_probs, o.class_probs_len, "outputs->class_probs") }?,
+            order: unsafe { output_slice(o.order, o.order_len, "outputs->order") }?,
+        };
+        unsafe {
+            with_batch(batch, |batch, inputs| {
+                let mut regions = Vec::with_capacity(5);
+                regions.extend(out.log_s_rr.as_deref().map(|b| extent("outputs->log_s_rr", b)));
+                regions.extend(out.s_a.as_deref().map(|b| extent("outputs->s_a", b)));
+                regions.extend(out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)));
+                regions.extend(out.class_probs.as_deref().map(|b| extent("outputs->class_probs", b)));
+                regions.extend(out.order.as_deref().map(|b| extent("outputs->order", b)));
+                check_disjoint(&regions, inputs)?;
+                s.session.rerank_into(batch, &options, &mut out)
+            })
+        }
+    })
+}
+
+/// Computes log s_RS and draws `samples_per_query` negatives per query (SPEC §4–§5).
+/// `options` may be NULL. Outputs are written only on success.
+///
+/// Errors: as `rrra_session_rerank`, plus INVALID_ARGUMENT for a positive_mask whose length
+/// is not the total candidate count. Thread-safety: one thread at a time per session.
+///
+/// # Safety
+/// As `rrra_session_rerank`.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_resample(
+    session: *mut rrra_session,
+    batch: *const rrra_batch,
+    options: *const rrra_score_options,
+    request: *const rrra_resample_request,
+    outputs: *const rrra_resample_outputs,
+) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract, for every block below.
+        let s = unsafe { session.as_mut() }.ok_or_else(|| null_pointer("session"))?;
+        let options = unsafe { score_options(options) }?;
+        let r = unsafe { read_struct(request, "request") }?;
+        let mask = if r.positive_mask.is_null() {
+            None
+        } else {
+            Some(unsafe { input_slice(r.positive_mask, r.positive_mask_len, "request->positive_mask") }?)
+        };
+        let request = ResampleRequest {
+            samples_per_query: r.samples_per_query,
+            seed: r.seed,
+            first_query_index: r.first_query_index,
+            positive_mask: mask,
+        };
+        let o = unsafe { read_struct(outputs, "outputs") }?;
+        let mut out = ResampleOutputs {
+            log_s_rs: unsafe { output_slice(o.log_s_rs, o.log_s_rs_len, "outputs->log_s_rs") }?,
+            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn") }?,
+            samples: unsafe { output_slice(o.samples, o.samples_len, "outputs->samples") }?,
+            sample_counts: unsafe { output_slice(o.sample_counts, o.sample_counts_len, "outputs->sample_counts") }?,
+        };
+        unsafe {
+            with_batch(batch, |batch, inputs| {
+                let mut inputs = inputs.to_vec();
+                inputs.extend(mask.map(|m| extent("request->positive_mask", m)));
+                let mut regions = Vec::with_capacity(4);
+                regions.extend(out.log_s_rs.as_deref().map(|b| extent("outputs->log_s_rs", b)));
+                regions.extend(out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)));
+                regions.extend(out.samples.as_deref().map(|b| extent("outputs->samples", b)));
+                regions.extend(out.sample_counts.as_deref().map(|b| extent("outputs->sample_counts", b)));
+                check_disjoint(&regions, &inputs)?;
+                s.session.resample_into(batch, &options, &request, &mut out)
+            })
+        }
+    })
+}
