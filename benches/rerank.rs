@@ -1,0 +1,85 @@
+//! Reranking cost of the engines, per query, over the shapes issue 3 targets.
+//!
+//!     cargo bench --bench rerank [-- --quick]
+//!
+//! Baseline measured in the same run: scoring the same candidates by plain `q·c`, the
+//! retriever's own work, so the ratio reads "how many dot-product rescorings one rerank costs".
+//! Flop rate: the literal SPEC §3 math costs 2·k·(3d·h + d·h + 4h) flops per query.
+
+use rrra::{Adapter, AdapterConfig, AdapterWeights, Batch, RerankOutputs, ScoreOptions, Session, SessionOptions};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Lcg(u64);
+impl Lcg {
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+}
+
+/// Median wall time of `run` over `reps` repetitions after one warm-up.
+fn median(reps: usize, mut run: impl FnMut()) -> Duration {
+    run();
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[reps / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let shapes: &[(usize, usize, usize)] =
+        if quick { &[(384, 384, 100)] } else { &[(384, 384, 100), (384, 384, 1000), (768, 768, 100), (768, 768, 1000)] };
+    println!("{:>5} {:>5} {:>6} {:>14} {:>14} {:>10} {:>9}", "d", "h", "k", "engine ms/q", "q·c ms/q", "ratio", "GFLOP/s");
+    for &(d, h, k) in shapes {
+        let mut rng = Lcg(1);
+        let weights = AdapterWeights {
+            dim: d,
+            hidden: h,
+            fc1_weight: rng.vec(h * 3 * d, (1.0 / (3 * d) as f32).sqrt()),
+            fc1_bias: rng.vec(h, 0.1),
+            fc2_weight: rng.vec(d * h, (1.0 / h as f32).sqrt()),
+            fc2_bias: rng.vec(d, 0.1),
+            classifier_weight: rng.vec(4 * h, (1.0 / h as f32).sqrt()),
+            classifier_bias: rng.vec(4, 0.1),
+        };
+        let adapter = Arc::new(Adapter::new(weights, AdapterConfig::default()).expect("valid adapter"));
+        let mut session = Session::new(adapter, SessionOptions::default()).expect("session");
+        let query = rng.vec(d, 0.05);
+        let candidates = rng.vec(k * d, 0.05);
+        let counts = [k];
+        let batch = Batch::dense(d, &query, &counts, &candidates);
+        let (mut scores, mut order) = (vec![0.0f32; k], vec![0u32; k]);
+        let reps = if d * h * k > 100_000_000 { 5 } else { 21 };
+
+        let engine = median(reps, || {
+            let mut out = RerankOutputs { log_s_rr: Some(&mut scores), order: Some(&mut order), ..Default::default() };
+            session.rerank_into(black_box(&batch), &ScoreOptions::default(), &mut out).expect("rerank");
+        });
+        let dots = median(reps, || {
+            for (i, row) in candidates.chunks_exact(d).enumerate() {
+                scores[i] = row.iter().zip(&query).map(|(a, b)| a * b).sum();
+            }
+            black_box(&scores);
+        });
+        let flops = 2.0 * k as f64 * (3.0 * (d * h) as f64 + (d * h) as f64 + 4.0 * h as f64);
+        println!(
+            "{d:>5} {h:>5} {k:>6} {:>14.3} {:>14.4} {:>10.0} {:>9.2}",
+            engine.as_secs_f64() * 1e3,
+            dots.as_secs_f64() * 1e3,
+            engine.as_secs_f64() / dots.as_secs_f64(),
+            flops / engine.as_secs_f64() / 1e9
+        );
+    }
+}
