@@ -23,7 +23,7 @@ fn span(rows: usize, dim: usize, row_stride: usize) -> Option<usize> {
 
 /// Checks that `data` holds `rows` rows of `dim` values, `row_stride` apart.
 fn check_matrix(name: &str, data_len: usize, rows: usize, dim: usize, row_stride: usize) -> Result<()> {
-    if row_stride < dim {
+    if row_stride < dim && rows > 0 {
         return Err(Error::invalid_argument(format!(
             "{name}: row stride {row_stride} is smaller than the row width {dim}"
         )));
@@ -81,7 +81,7 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// One query with `k` dense candidate rows of `dim` values; `counts` must be `&[k]`.
+    /// Dense candidates, `dim` values per row, rows packed (`row_stride = dim`); no base scores.
     pub fn dense(dim: usize, queries: &'a [f32], candidate_counts: &'a [usize], candidates: &'a [f32]) -> Self {
         Batch {
             dim,
@@ -112,6 +112,15 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// The sum of `candidate_counts`, which positions and orders (u32) must be able to index.
+    pub fn total_candidates(&self) -> Result<usize> {
+        self.candidate_counts
+            .iter()
+            .try_fold(0usize, |acc, &k| acc.checked_add(k))
+            .filter(|&t| t <= u32::MAX as usize)
+            .ok_or_else(|| Error::invalid_argument("candidate_counts: total exceeds 2^32 - 1 candidates"))
+    }
+
     /// Checks every length, id and value against the adapter's `d`; returns the total
     /// candidate count. After this, every index the engines use is in bounds.
     pub(crate) fn validate(&self, model_dim: usize) -> Result<usize> {
@@ -131,15 +140,7 @@ impl<'a> Batch<'a> {
                 self.queries.len()
             )));
         }
-        let total = self
-            .candidate_counts
-            .iter()
-            .try_fold(0usize, |acc, &k| acc.checked_add(k))
-            .filter(|&t| t <= u32::MAX as usize)
-            .ok_or_else(|| Error::invalid_argument("candidate_counts: total exceeds 2^32 - 1 candidates"))?;
-        if self.candidate_counts.iter().any(|&k| k > u32::MAX as usize) {
-            return Err(Error::invalid_argument("candidate_counts: a query has more than 2^32 - 1 candidates"));
-        }
+        let total = self.total_candidates()?;
         match self.candidates {
             Candidates::Dense { data, row_stride } => {
                 check_matrix("candidates", data.len(), total, self.dim, row_stride)?

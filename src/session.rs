@@ -128,9 +128,9 @@ impl Session {
         &self.engine_reason
     }
 
-    /// Validates, runs the engine and computes `log s_B` per candidate into scratch.
-    fn forward(&mut self, batch: &Batch<'_>, params: &ScoreParams) -> Result<usize> {
-        let total = batch.validate(self.adapter.dim())?;
+    /// Runs the engine over a validated batch of `total` candidates and computes `log s_B`
+    /// per candidate into scratch.
+    fn forward(&mut self, batch: &Batch<'_>, params: &ScoreParams, total: usize) -> Result<()> {
         let s = &mut self.scratch;
         s.raw.clear();
         s.raw.resize(total, PairRaw::default());
@@ -158,7 +158,7 @@ impl Session {
             )?;
             start += k;
         }
-        Ok(total)
+        Ok(())
     }
 
     /// Reranks every query of the batch (SPEC §3–§4) into the caller's buffers.
@@ -171,7 +171,7 @@ impl Session {
         check_len("s_fn", &out.s_fn, total)?;
         check_len("class_probs", &out.class_probs, 4 * total)?;
         check_len("order", &out.order, total)?;
-        self.forward(batch, &params)?;
+        self.forward(batch, &params, total)?;
 
         let s = &mut self.scratch;
         s.score.clear();
@@ -221,7 +221,7 @@ impl Session {
 
     /// [`Session::rerank_into`] with every output, into fresh vectors.
     pub fn rerank(&mut self, batch: &Batch<'_>, options: &ScoreOptions) -> Result<Reranked> {
-        let total = batch.validate(self.adapter.dim())?;
+        let total = batch.total_candidates()?;
         let mut r = Reranked {
             log_s_rr: vec![0.0; total],
             s_a: vec![0.0; total],
@@ -274,7 +274,7 @@ impl Session {
         check_len("s_fn", &out.s_fn, total)?;
         check_len("samples", &out.samples, slots)?;
         check_len("sample_counts", &out.sample_counts, n_queries)?;
-        self.forward(batch, &params)?;
+        self.forward(batch, &params, total)?;
 
         let s = &mut self.scratch;
         s.score_f32.clear();
@@ -322,7 +322,7 @@ impl Session {
 
     /// [`Session::resample_into`] with every output, into fresh vectors.
     pub fn resample(&mut self, batch: &Batch<'_>, options: &ScoreOptions, request: &ResampleRequest<'_>) -> Result<Resampled> {
-        let total = batch.validate(self.adapter.dim())?;
+        let total = batch.total_candidates()?;
         let n_queries = batch.query_count();
         let slots = n_queries.saturating_mul(request.samples_per_query);
         let mut r = Resampled {

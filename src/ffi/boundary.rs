@@ -48,22 +48,23 @@ impl From<ErrorKind> for rrra_status {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    // None after a successful call, so success costs no allocation.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
-fn set_last_error(message: &str) {
-    // Interior NULs cannot appear in a C string; they never occur in our messages, but be safe.
-    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+fn set_last_error(message: Option<&str>) {
+    // Interior NULs cannot appear in a C string; none occur in our messages, but be safe.
+    let text = message.map(|m| CString::new(m.replace('\0', " ")).unwrap_or_default());
     LAST_ERROR.with(|e| *e.borrow_mut() = text);
 }
 
 /// Runs `body` behind the panic boundary and records its error for `rrra_last_error`.
 pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> rrra_status {
-    set_last_error("");
+    set_last_error(None);
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => rrra_status::Ok,
         Ok(Err(e)) => {
-            set_last_error(e.message());
+            set_last_error(Some(e.message()));
             e.kind().into()
         }
         Err(panic) => {
@@ -72,7 +73,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> rrra_status {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            set_last_error(&format!("internal error (a bug in rrra, please report it): {what}"));
+            set_last_error(Some(&format!("internal error (a bug in rrra, please report it): {what}")));
             rrra_status::Internal
         }
     }
@@ -84,7 +85,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> rrra_status {
 /// this thread; copy it to keep it. Thread-safety: each thread has its own message.
 #[no_mangle]
 pub extern "C" fn rrra_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(c"".as_ptr(), |m| m.as_ptr()))
 }
 
 /// A static, NUL-terminated name for a status code, e.g. "RRRA_STATUS_INVALID_MODEL";
@@ -164,25 +165,26 @@ fn check_buffer<T>(ptr: *const T, len: usize, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A named byte range of a caller buffer: (name, address, bytes).
+pub(crate) type Extent = (&'static str, usize, usize);
+
+/// The byte range of a slice, for [`check_disjoint`].
+pub(crate) fn extent<T>(name: &'static str, s: &[T]) -> Extent {
+    (name, s.as_ptr() as usize, std::mem::size_of_val(s))
+}
+
 /// Outputs must not overlap each other or any input: a Rust `&mut` may not alias.
-pub(crate) fn check_disjoint(outputs: &[(&str, usize, usize)], inputs: &[(&str, usize, usize)]) -> Result<()> {
-    let overlaps = |a: &(&str, usize, usize), b: &(&str, usize, usize)| a.1 < b.1 + b.2 && b.1 < a.1 + a.2;
-    for (i, out) in outputs.iter().enumerate() {
-        if out.2 == 0 {
-            continue;
-        }
-        for other in outputs[i + 1..].iter().chain(inputs) {
-            if other.2 > 0 && overlaps(out, other) {
+/// `None` entries (absent buffers) are skipped.
+pub(crate) fn check_disjoint(outputs: &[Option<Extent>], inputs: &[Option<Extent>]) -> Result<()> {
+    let overlaps = |a: &Extent, b: &Extent| a.1 < b.1 + b.2 && b.1 < a.1 + a.2;
+    for (i, out) in outputs.iter().enumerate().filter_map(|(i, o)| Some((i, o.as_ref()?))) {
+        for other in outputs[i + 1..].iter().chain(inputs).flatten() {
+            if out.2 > 0 && other.2 > 0 && overlaps(out, other) {
                 return Err(Error::invalid_argument(format!("{} overlaps {} in memory", out.0, other.0)));
             }
         }
     }
     Ok(())
-}
-
-/// The byte range of a slice, for [`check_disjoint`].
-pub(crate) fn extent<'n, T>(name: &'n str, s: &[T]) -> (&'n str, usize, usize) {
-    (name, s.as_ptr() as usize, std::mem::size_of_val(s))
 }
 
 /// Reads a caller struct whose first field is its `struct_size`.

@@ -44,8 +44,8 @@ pub unsafe extern "C" fn rrra_sample_negatives(
         }
         let count_extent = ("count_out", count_out as usize, std::mem::size_of::<usize>());
         check_disjoint(
-            &[extent("samples", out), count_extent],
-            &[extent("log_s_rs", scores), extent("positive_mask", mask.unwrap_or(&[]))],
+            &[Some(extent("samples", out)), Some(count_extent)],
+            &[Some(extent("log_s_rs", scores)), mask.map(|m| extent("positive_mask", m))],
         )?;
         // The sampler checks all of its input before it writes `out`.
         let count = sample_negatives(scores, mask, seed, query_index, out)?;

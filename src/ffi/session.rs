@@ -1,7 +1,7 @@
 //! `rrra_session`: scratch memory and an engine over one model; rerank and resample calls.
 
 use super::boundary::{
-    check_disjoint, extent, free_handle, guard, input_slice, null_pointer, output_slice, read_struct, rrra_status,
+    check_disjoint, extent, free_handle, Extent, guard, input_slice, null_pointer, output_slice, read_struct, rrra_status,
     write_handle,
 };
 use super::corpus::rrra_corpus;
@@ -272,11 +272,11 @@ unsafe fn score_options(options: *const rrra_score_options) -> Result<ScoreOptio
     })
 }
 
-/// Converts a caller batch, runs `body` on it, and returns the byte ranges of its inputs for
-/// the aliasing check.
+/// Converts a caller batch and runs `body` on it with the byte ranges of its inputs, for the
+/// aliasing check.
 unsafe fn with_batch<R>(
     batch: *const rrra_batch,
-    body: impl FnOnce(&Batch<'_>, &[(&str, usize, usize)]) -> Result<R>,
+    body: impl FnOnce(&Batch<'_>, &[Option<Extent>; 4]) -> Result<R>,
 ) -> Result<R> {
     // SAFETY: see `score_options`.
     let b = unsafe { read_struct(batch, "batch") }?;
@@ -287,33 +287,37 @@ unsafe fn with_batch<R>(
     } else {
         Some(unsafe { input_slice(b.base_scores, b.base_scores_len, "batch->base_scores") }?)
     };
-    let mut inputs =
-        vec![extent("batch->queries", queries), extent("batch->candidate_counts", counts)];
-    inputs.extend(base.map(|b| extent("batch->base_scores", b)));
     let corpus_view;
-    let candidates = match (b.candidates.is_null(), b.corpus.is_null()) {
+    let (candidates, candidates_extent) = match (b.candidates.is_null(), b.corpus.is_null()) {
         (false, true) => {
             let data = unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates") }?;
-            inputs.push(extent("batch->candidates", data));
-            Candidates::Dense { data, row_stride: b.candidate_stride }
+            (Candidates::Dense { data, row_stride: b.candidate_stride }, extent("batch->candidates", data))
         }
         (true, false) => {
             // SAFETY: a live corpus per the contract; its rows are kept valid by the caller.
             corpus_view = unsafe { (*b.corpus).view() }?;
             let ids = unsafe { input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids") }?;
-            inputs.push(extent("batch->candidate_ids", ids));
-            Candidates::ById { corpus: &corpus_view, ids }
+            (Candidates::ById { corpus: &corpus_view, ids }, extent("batch->candidate_ids", ids))
         }
         (false, false) => {
             return Err(Error::invalid_argument(
                 "batch: set either candidates (dense rows) or corpus + candidate_ids, not both",
             ))
         }
-        (true, true) if b.n_queries == 0 => Candidates::Dense { data: &[], row_stride: b.dim },
         (true, true) => {
-            return Err(null_pointer("batch->candidates (and batch->corpus)"));
+            // Queries that all have k = 0 need no candidates at all.
+            if counts.iter().any(|&k| k > 0) {
+                return Err(null_pointer("batch->candidates (and batch->corpus)"));
+            }
+            (Candidates::Dense { data: &[], row_stride: b.dim }, extent::<f32>("batch->candidates", &[]))
         }
     };
+    let inputs = [
+        Some(extent("batch->queries", queries)),
+        Some(extent("batch->candidate_counts", counts)),
+        base.map(|b| extent("batch->base_scores", b)),
+        Some(candidates_extent),
+    ];
     let batch = Batch { dim: b.dim, queries, candidate_counts: counts, candidates, base_scores: base };
     body(&batch, &inputs)
 }
@@ -349,13 +353,14 @@ pub unsafe extern "C" fn rrra_session_rerank(
         };
         unsafe {
             with_batch(batch, |batch, inputs| {
-                let mut regions = Vec::with_capacity(5);
-                regions.extend(out.log_s_rr.as_deref().map(|b| extent("outputs->log_s_rr", b)));
-                regions.extend(out.s_a.as_deref().map(|b| extent("outputs->s_a", b)));
-                regions.extend(out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)));
-                regions.extend(out.class_probs.as_deref().map(|b| extent("outputs->class_probs", b)));
-                regions.extend(out.order.as_deref().map(|b| extent("outputs->order", b)));
-                check_disjoint(&regions, inputs)?;
+                let outputs = [
+                    out.log_s_rr.as_deref().map(|b| extent("outputs->log_s_rr", b)),
+                    out.s_a.as_deref().map(|b| extent("outputs->s_a", b)),
+                    out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)),
+                    out.class_probs.as_deref().map(|b| extent("outputs->class_probs", b)),
+                    out.order.as_deref().map(|b| extent("outputs->order", b)),
+                ];
+                check_disjoint(&outputs, inputs)?;
                 s.session.rerank_into(batch, &options, &mut out)
             })
         }
@@ -403,14 +408,14 @@ pub unsafe extern "C" fn rrra_session_resample(
         };
         unsafe {
             with_batch(batch, |batch, inputs| {
-                let mut inputs = inputs.to_vec();
-                inputs.extend(mask.map(|m| extent("request->positive_mask", m)));
-                let mut regions = Vec::with_capacity(4);
-                regions.extend(out.log_s_rs.as_deref().map(|b| extent("outputs->log_s_rs", b)));
-                regions.extend(out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)));
-                regions.extend(out.samples.as_deref().map(|b| extent("outputs->samples", b)));
-                regions.extend(out.sample_counts.as_deref().map(|b| extent("outputs->sample_counts", b)));
-                check_disjoint(&regions, &inputs)?;
+                let outputs = [
+                    out.log_s_rs.as_deref().map(|b| extent("outputs->log_s_rs", b)),
+                    out.s_fn.as_deref().map(|b| extent("outputs->s_fn", b)),
+                    out.samples.as_deref().map(|b| extent("outputs->samples", b)),
+                    out.sample_counts.as_deref().map(|b| extent("outputs->sample_counts", b)),
+                ];
+                check_disjoint(&outputs, inputs)?;
+                check_disjoint(&outputs, &[mask.map(|m| extent("request->positive_mask", m))])?;
                 s.session.resample_into(batch, &options, &request, &mut out)
             })
         }
