@@ -52,7 +52,7 @@ impl<'a> Corpus<'a> {
     pub fn dim(&self) -> usize {
         self.dim
     }
-    pub fn row(&self, i: usize) -> &'a [f32] {
+    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.row_stride..][..self.dim]
     }
 }
@@ -101,7 +101,7 @@ impl<'a> Batch<'a> {
     pub fn query_count(&self) -> usize {
         self.candidate_counts.len()
     }
-    pub fn query(&self, i: usize) -> &'a [f32] {
+    pub(crate) fn query(&self, i: usize) -> &'a [f32] {
         &self.queries[i * self.dim..][..self.dim]
     }
     /// Candidate `i` of the whole batch (queries' lists concatenated).

@@ -48,8 +48,8 @@ macro_rules! named_enum {
             pub fn from_name(text: &str) -> Result<Self> {
                 match text {
                     $($name => Ok($variant),)+
-                    other => Err(Error::invalid_model(format!(
-                        concat!("metadata '", $key, "': unknown value '{}' (expected one of: {})"),
+                    other => Err(Error::invalid_argument(format!(
+                        concat!($key, ": unknown value '{}' (expected one of: {})"),
                         other,
                         [$($name),+].join(", ")
                     ))),
@@ -187,14 +187,16 @@ impl AdapterConfig {
                 },
             }
         };
+        let in_metadata = |e: Error| Error::invalid_model(format!("metadata '{}", e.message().replacen(':', "':", 1)));
         let mut config = AdapterConfig {
-            activation: map.get("activation").map_or(Ok(Activation::Relu), |v| Activation::from_name(v))?,
-            similarity: map.get("similarity").map_or(Ok(Similarity::Dot), |v| Similarity::from_name(v))?,
+            activation: map.get("activation").map_or(Ok(Activation::Relu), |v| Activation::from_name(v)).map_err(in_metadata)?,
+            similarity: map.get("similarity").map_or(Ok(Similarity::Dot), |v| Similarity::from_name(v)).map_err(in_metadata)?,
             adapter_mu: real("adapter_mu", 0.0)?,
             adapter_tau: real("adapter_tau", 1.0)?,
             base_transform: map
                 .get("base_transform")
-                .map_or(Ok(BaseTransform::Sigmoid), |v| BaseTransform::from_name(v))?,
+                .map_or(Ok(BaseTransform::Sigmoid), |v| BaseTransform::from_name(v))
+                .map_err(in_metadata)?,
             base_mu: real("base_mu", 0.0)?,
             base_tau: real("base_tau", 1.0)?,
             lambda_rr: real("lambda_rr", 1.0)?,

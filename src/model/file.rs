@@ -23,7 +23,7 @@ const TENSOR_NAMES: [&str; 6] =
     ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "classifier.weight", "classifier.bias"];
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Adapter> {
-    check_header_length(bytes)?;
+    check_header_length(bytes, bytes.len() as u64)?;
     let file = SafeTensors::deserialize(bytes).map_err(describe_format_error)?;
 
     let mut names: Vec<&str> = file.names();
@@ -94,15 +94,16 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Adapter> {
     Adapter::new(weights, config)
 }
 
-fn check_header_length(bytes: &[u8]) -> Result<()> {
-    let Some(prefix) = bytes.get(..8) else {
+/// Checks the 8-byte header-length prefix at the start of `start` against a file of
+/// `file_len` bytes.
+pub(super) fn check_header_length(start: &[u8], file_len: u64) -> Result<()> {
+    let Some(prefix) = start.get(..8).filter(|_| file_len >= 8) else {
         return Err(Error::invalid_model(format!(
-            "truncated file: {} bytes, but a safetensors file starts with an 8-byte header length",
-            bytes.len()
+            "truncated file: {file_len} bytes, but a safetensors file starts with an 8-byte header length"
         )));
     };
     let header_len = u64::from_le_bytes(prefix.try_into().unwrap_or_default());
-    let available = (bytes.len() - 8) as u64;
+    let available = file_len - 8;
     if header_len > available {
         return Err(Error::invalid_model(format!(
             "header claims {header_len} bytes but the file holds only {available} after the length prefix"

@@ -45,7 +45,9 @@ impl Dtype {
             "<i8" => Dtype::I8,
             "<u4" => Dtype::U4,
             "<u8" => Dtype::U8,
-            d if d.starts_with('>') => return Err(format!("big-endian dtype '{d}' is not supported (expected little-endian, e.g. '<f4')")),
+            d if d.starts_with('>') => {
+                return Err(format!("big-endian dtype '{d}' is not supported (expected little-endian, e.g. '<f4')"))
+            }
             d => return Err(format!("unsupported dtype '{d}' (expected <f4, <f2, <f8, <i4, <i8, <u4 or <u8)")),
         })
     }
@@ -133,16 +135,16 @@ fn open(path: &Path) -> Result<(BufReader<File>, Dtype, Vec<usize>, usize), Stri
     };
     let data_start = 8 + if major == 1 { 2 } else { 4 } + header_len as u64;
     if header_len > MAX_HEADER_BYTES || data_start > file_len {
-        return Err(format!(
-            "{name}: header claims {header_len} bytes but the file holds {file_len} bytes in all"
-        ));
+        return Err(format!("{name}: header claims {header_len} bytes but the file holds {file_len} bytes in all"));
     }
     let mut header = vec![0u8; header_len];
     reader.read_exact(&mut header).map_err(|_| truncated("header"))?;
     let header = std::str::from_utf8(&header).map_err(|_| format!("{name}: header is not valid text"))?;
     let (descr, fortran_order, shape) = parse_header(header).map_err(|e| format!("{name}: malformed header: {e}"))?;
     if fortran_order {
-        return Err(format!("{name}: fortran_order=True is not supported; save a C-order array (np.ascontiguousarray)"));
+        return Err(format!(
+            "{name}: fortran_order=True is not supported; save a C-order array (np.ascontiguousarray)"
+        ));
     }
     let dtype = Dtype::parse(&descr).map_err(|e| format!("{name}: {e}"))?;
 
@@ -155,10 +157,9 @@ fn open(path: &Path) -> Result<(BufReader<File>, Dtype, Vec<usize>, usize), Stri
         Some(need) if need > have => Err(format!(
             "{name}: truncated .npy file: shape {shape_text} of {descr} needs {need} data bytes, the file holds {have}"
         )),
-        Some(need) => Err(format!(
-            "{name}: {} unexpected bytes after the data of shape {shape_text} of {descr}",
-            have - need
-        )),
+        Some(need) => {
+            Err(format!("{name}: {} unexpected bytes after the data of shape {shape_text} of {descr}", have - need))
+        }
         None => Err(format!("{name}: shape {shape_text} is too large")),
     }
 }
@@ -176,9 +177,7 @@ fn read_values<T>(
     let mut left = count * dtype.size();
     while left > 0 {
         let n = left.min(CHUNK_BYTES);
-        reader
-            .read_exact(&mut chunk[..n])
-            .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+        reader.read_exact(&mut chunk[..n]).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
         for element in chunk[..n].chunks_exact(dtype.size()) {
             let value = convert(element, out.len())?;
             out.push(value);
@@ -304,7 +303,7 @@ pub fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
 fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}", format_shape(shape));
     let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
-    dict.extend(std::iter::repeat(' ').take(unpadded.next_multiple_of(64) - unpadded));
+    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     dict.push('\n');
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + dict.len());
     out.extend_from_slice(MAGIC);
@@ -341,10 +340,15 @@ mod tests {
     fn header_parser_accepts_numpy_spellings_and_rejects_junk() {
         let ok = parse_header("{\"shape\": (4,),'fortran_order':True,'descr':'<u8'}").unwrap();
         assert_eq!(ok, ("<u8".to_string(), true, vec![4]));
-        for bad in ["", "{", "{'descr': '<f4'}", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': ()}",
-            "{'descr': '<f4', 'fortran_order': maybe, 'shape': ()}", "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,)}"]
-        {
+        for bad in [
+            "",
+            "{",
+            "{'descr': '<f4'}",
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': ()}",
+            "{'descr': '<f4', 'fortran_order': maybe, 'shape': ()}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,)}",
+        ] {
             assert!(parse_header(bad).is_err(), "{bad}");
         }
     }
