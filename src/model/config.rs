@@ -132,7 +132,7 @@ pub(crate) fn check_tau(name: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Error::invalid_argument(format!("{name} must be finite and > 0, got {value}")))
+        Err(Error::invalid_argument(format!("{name} must be finite and > 0, got {value:?}")))
     }
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn check_tau(name: &str, value: f64) -> Result<()> {
 pub(crate) fn check_real(name: &str, value: f64, non_negative: bool) -> Result<()> {
     if !value.is_finite() || (non_negative && value < 0.0) {
         let want = if non_negative { "finite and ≥ 0" } else { "finite" };
-        return Err(Error::invalid_argument(format!("{name} must be {want}, got {value}")));
+        return Err(Error::invalid_argument(format!("{name} must be {want}, got {value:?}")));
     }
     Ok(())
 }
@@ -154,11 +154,12 @@ impl AdapterConfig {
         check_tau("'base_tau'", self.base_tau).map_err(as_model_error)?;
         check_real("'lambda_rr'", self.lambda_rr, true).map_err(as_model_error)?;
         check_real("'gamma_rs'", self.gamma_rs, true).map_err(as_model_error)?;
-        for (key, _) in &self.extra {
+        for (i, (key, _)) in self.extra.iter().enumerate() {
             if !key.starts_with("x-") {
-                return Err(Error::invalid_model(format!(
-                    "extra metadata key '{key}' must start with 'x-'"
-                )));
+                return Err(Error::invalid_model(format!("extra metadata key '{key}' must start with 'x-'")));
+            }
+            if self.extra[..i].iter().any(|(k, _)| k == key) {
+                return Err(Error::invalid_model(format!("extra metadata key '{key}' appears twice")));
             }
         }
         Ok(())

@@ -28,7 +28,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Adapter> {
 
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
-    if let Some(extra) = names.iter().find(|n| !TENSOR_NAMES.contains(n)) {
+    let unexpected: Vec<&str> = names.iter().copied().filter(|n| !TENSOR_NAMES.contains(n)).collect();
+    let found_instead = || match unexpected.as_slice() {
+        [] => String::new(),
+        names => format!(" (the file has {} instead)", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
+    };
+    if let Some(missing) = TENSOR_NAMES.iter().find(|n| !names.contains(n)) {
+        return Err(Error::invalid_model(format!("missing tensor '{missing}'{}", found_instead())));
+    }
+    if let Some(extra) = unexpected.first() {
         return Err(Error::invalid_model(format!(
             "unexpected tensor '{extra}' (an adapter file holds exactly: {})",
             TENSOR_NAMES.join(", ")
@@ -37,9 +45,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Adapter> {
     let tensor = |name: &str| -> Result<TensorView<'_>> {
         file.tensor(name).map_err(|_| Error::invalid_model(format!("missing tensor '{name}'")))
     };
-    for name in TENSOR_NAMES {
-        tensor(name)?;
-    }
 
     // d and h come from fc2.weight; every other shape must agree with them.
     let fc2 = tensor("fc2.weight")?;
@@ -147,6 +152,29 @@ fn describe_format_error(e: SafeTensorError) -> Error {
     Error::invalid_model(format!("malformed safetensors file: {detail}"))
 }
 
+/// Rounds to a 16-bit float, refusing values that would become ±Inf (the loader would reject
+/// the file this writes).
+fn narrow<T: Copy>(
+    name: &str,
+    data: &[f32],
+    dtype: &str,
+    convert: fn(f32) -> T,
+    is_finite: fn(T) -> bool,
+    to_bytes: fn(T) -> [u8; 2],
+) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(2 * data.len());
+    for (i, &x) in data.iter().enumerate() {
+        let v = convert(x);
+        if !is_finite(v) {
+            return Err(Error::invalid_model(format!(
+                "tensor '{name}': value {x} at flat index {i} does not fit in {dtype}"
+            )));
+        }
+        bytes.extend_from_slice(&to_bytes(v));
+    }
+    Ok(bytes)
+}
+
 fn decode(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let data = view.data();
     let values: Vec<f32> = match view.dtype() {
@@ -164,14 +192,15 @@ fn decode(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
 
 pub(super) fn serialize(adapter: &Adapter, dtype: WeightDtype) -> Result<Vec<u8>> {
     let tensors = adapter.weights().tensors();
-    let encoded: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, data)| match dtype {
+    let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
+    for (name, _, data) in &tensors {
+        let bytes: Vec<u8> = match dtype {
             WeightDtype::F32 => data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            WeightDtype::F16 => data.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
-            WeightDtype::BF16 => data.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
-        })
-        .collect();
+            WeightDtype::F16 => narrow(name, data, "F16", f16::from_f32, f16::is_finite, f16::to_le_bytes)?,
+            WeightDtype::BF16 => narrow(name, data, "BF16", bf16::from_f32, bf16::is_finite, bf16::to_le_bytes)?,
+        };
+        encoded.push(bytes);
+    }
     let st_dtype = match dtype {
         WeightDtype::F32 => Dtype::F32,
         WeightDtype::F16 => Dtype::F16,

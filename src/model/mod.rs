@@ -64,7 +64,9 @@ pub(crate) fn element_count(shape: [usize; 2]) -> usize {
 
 impl Adapter {
     /// Checks shapes, finiteness and the configuration, then takes ownership of both.
-    pub fn new(weights: AdapterWeights, config: AdapterConfig) -> Result<Adapter> {
+    /// `config.extra` is kept sorted by key, as a file stores it.
+    pub fn new(weights: AdapterWeights, mut config: AdapterConfig) -> Result<Adapter> {
+        config.extra.sort();
         if weights.dim == 0 || weights.hidden == 0 {
             return Err(Error::invalid_model(format!(
                 "adapter dimensions must be at least 1, got d = {} and h = {}",
