@@ -141,6 +141,8 @@ enum rrra_engine
   RRRA_ENGINE_AUTO = 0,
   // The straightforward f32 CPU engine.
   RRRA_ENGINE_REFERENCE = 1,
+  // SPEC §8's folded layers on blocked f32 GEMMs (CPU).
+  RRRA_ENGINE_FOLDED = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -3,6 +3,7 @@
 //! An engine computes the raw per-pair quantities only; turning them into scores, orders and
 //! samples is the same for every engine and lives in [`crate::scores`] and [`crate::sampler`].
 
+mod folded;
 mod reference;
 
 use crate::batch::Batch;
@@ -25,12 +26,15 @@ pub(crate) struct PairRaw {
 pub enum EngineKind {
     /// The straightforward f32 CPU engine that every faster engine is tested against.
     Reference,
+    /// SPEC §8's folded layers on blocked f32 GEMMs (CPU).
+    Folded,
 }
 
 impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Reference => "reference",
+            EngineKind::Folded => "folded",
         }
     }
 }
@@ -54,10 +58,16 @@ pub(crate) trait Engine: Send {
 
 /// Picks the engine and says why, for [`crate::Session::engine_reason`].
 pub(crate) fn select(adapter: &Adapter, preference: EnginePreference) -> Result<(Box<dyn Engine>, String)> {
-    let engine: Box<dyn Engine> = Box::new(reference::ReferenceEngine::new(adapter));
-    let reason = match preference {
-        EnginePreference::Auto => "auto: the reference CPU engine is the only engine in this build",
-        EnginePreference::Force(EngineKind::Reference) => "forced by the caller",
+    let (kind, reason) = match preference {
+        EnginePreference::Auto => (
+            EngineKind::Reference,
+            "auto: the reference CPU engine (the folded engine is opt-in until its parity tests land)",
+        ),
+        EnginePreference::Force(kind) => (kind, "forced by the caller"),
+    };
+    let engine: Box<dyn Engine> = match kind {
+        EngineKind::Reference => Box::new(reference::ReferenceEngine::new(adapter)),
+        EngineKind::Folded => Box::new(folded::FoldedEngine::new(adapter)),
     };
     Ok((engine, reason.to_string()))
 }

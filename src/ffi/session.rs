@@ -27,6 +27,8 @@ pub enum rrra_engine {
     Auto = 0,
     /// The straightforward f32 CPU engine.
     Reference = 1,
+    /// SPEC §8's folded layers on blocked f32 GEMMs (CPU).
+    Folded = 2,
 }
 
 /// Session settings. Set `struct_size = sizeof(rrra_session_options)`.
@@ -185,6 +187,7 @@ pub unsafe extern "C" fn rrra_session_new(
             match unsafe { read_struct(options, "options") }?.engine {
                 0 => EnginePreference::Auto,
                 1 => EnginePreference::Force(EngineKind::Reference),
+                2 => EnginePreference::Force(EngineKind::Folded),
                 other => {
                     return Err(Error::invalid_argument(format!(
                         "options->engine: unknown value {other} (expected an rrra_engine)"
@@ -230,6 +233,7 @@ pub unsafe extern "C" fn rrra_session_engine(
         let s = unsafe { session.as_ref() }.ok_or_else(|| null_pointer("session"))?;
         let engine = match s.session.engine() {
             EngineKind::Reference => rrra_engine::Reference,
+            EngineKind::Folded => rrra_engine::Folded,
         } as u32;
         // SAFETY: each out-pointer is NULL or writable per the contract.
         unsafe {
