@@ -27,7 +27,8 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    /// A uniform draw in the open interval (0, 1).
+    /// A uniform draw in (0, 1]: `((x >> 11) + 0.5) · 2⁻⁵³`, which rounds to exactly 1.0 for
+    /// the largest `x >> 11` (SPEC §5 says (0, 1); the formula is what every binding reproduces).
     pub fn next_open01(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
@@ -89,8 +90,11 @@ pub(crate) fn sample_with_scratch(
         if positive_mask.is_some_and(|m| m[i] != 0) {
             continue;
         }
-        // ln(u) < 0; an underflowing weight makes exp(−log w) = ∞ and the key −∞: drawn last.
-        keys.push((u.ln() * (-f64::from(log_w)).exp(), i as u32));
+        // An underflowing weight gets key −∞ (drawn last), also when u rounds to exactly 1.0,
+        // where ln(u) · ∞ would be NaN.
+        let scale = (-f64::from(log_w)).exp();
+        let key = if scale.is_infinite() { f64::NEG_INFINITY } else { u.ln() * scale };
+        keys.push((key, i as u32));
     }
     keys.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let count = keys.len().min(out.len());

@@ -178,7 +178,8 @@ impl Session {
         s.score.extend(s.raw.iter().zip(&s.log_base).map(|(raw, log_b)| {
             log_b + params.lambda_rr * scores::log_adapter_score(&params, raw)
         }));
-        if let Some(i) = s.score.iter().position(|x| !x.is_finite()) {
+        // Checked as the f32 the caller receives: a finite f64 may still overflow f32.
+        if let Some(i) = s.score.iter().position(|&x| !(x as f32).is_finite()) {
             let (query, position) = batch.locate(i);
             return Err(Error::new(
                 crate::ErrorKind::Numeric,
@@ -291,17 +292,21 @@ impl Session {
                 format!("log s_RS is not finite at query {query}, position {position}"),
             ));
         }
+        // Scratch keeps min(n, k) slots per query: a query cannot yield more draws than it has
+        // candidates, so a huge `samples_per_query` costs nothing until it is written out.
         s.samples.clear();
-        s.samples.resize(slots, sampler::NOT_DRAWN);
         s.counts.clear();
         let mut start = 0;
         for (q, &k) in batch.candidate_counts.iter().enumerate() {
+            let slots_here = n.min(k);
+            let first = s.samples.len();
+            s.samples.resize(first + slots_here, sampler::NOT_DRAWN);
             let drawn = sampler::sample_with_scratch(
                 &s.score_f32[start..start + k],
                 request.positive_mask.map(|m| &m[start..start + k]),
                 request.seed,
                 request.first_query_index.wrapping_add(q as u64),
-                &mut s.samples[q * n..(q + 1) * n],
+                &mut s.samples[first..],
                 &mut s.keys,
             )?;
             s.counts.push(drawn as u32);
@@ -310,7 +315,15 @@ impl Session {
 
         // Success is certain from here on: write the caller's buffers.
         copy_out(&mut out.log_s_rs, &s.score_f32);
-        copy_out(&mut out.samples, &s.samples);
+        if let Some(dst) = &mut out.samples {
+            let mut first = 0;
+            for (q, &k) in batch.candidate_counts.iter().enumerate() {
+                let here = n.min(k);
+                dst[q * n..q * n + here].copy_from_slice(&s.samples[first..first + here]);
+                dst[q * n + here..(q + 1) * n].fill(sampler::NOT_DRAWN);
+                first += here;
+            }
+        }
         copy_out(&mut out.sample_counts, &s.counts);
         if let Some(dst) = &mut out.s_fn {
             for (d, raw) in dst.iter_mut().zip(&s.raw) {
@@ -324,11 +337,22 @@ impl Session {
     pub fn resample(&mut self, batch: &Batch<'_>, options: &ScoreOptions, request: &ResampleRequest<'_>) -> Result<Resampled> {
         let total = batch.total_candidates()?;
         let n_queries = batch.query_count();
-        let slots = n_queries.saturating_mul(request.samples_per_query);
+        let n = request.samples_per_query;
+        // The caller asked for n slots per query; refuse, rather than abort, if that cannot fit.
+        let mut samples = Vec::new();
+        n_queries
+            .checked_mul(n)
+            .filter(|&slots| slots <= isize::MAX as usize / 4)
+            .and_then(|slots| samples.try_reserve_exact(slots).ok().map(|_| samples.resize(slots, 0)))
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "samples_per_query: {n_queries} queries × {n} slots do not fit in memory"
+                ))
+            })?;
         let mut r = Resampled {
             log_s_rs: vec![0.0; total],
             s_fn: vec![0.0; total],
-            samples: vec![0; slots],
+            samples,
             sample_counts: vec![0; n_queries],
         };
         self.resample_into(

@@ -7,7 +7,7 @@
 //! (`q·a = q·c + u_q·hid + q·b₂`, `u_q = W₂ᵀq`), which rides along the classifier as a fifth
 //! output column; cosine keeps the full layer 2 to get `‖a‖`.
 
-use super::reference::activate;
+use super::reference::{activate, cosine};
 use super::{Engine, EngineKind, PairRaw};
 use crate::batch::{Batch, Candidates};
 use crate::error::Result;
@@ -187,14 +187,6 @@ impl FoldedEngine {
             };
             *o = PairRaw { sim_adapted, sim_candidate, logits };
         }
-    }
-}
-
-fn cosine(dot: f32, norm_a: f32, norm_b: f32) -> f32 {
-    if norm_a < 1e-12 || norm_b < 1e-12 {
-        0.0
-    } else {
-        dot / (norm_a * norm_b)
     }
 }
 

@@ -60,8 +60,8 @@ pub(crate) trait Engine: Send {
 pub(crate) fn select(adapter: &Adapter, preference: EnginePreference) -> Result<(Box<dyn Engine>, String)> {
     let (kind, reason) = match preference {
         EnginePreference::Auto => (
-            EngineKind::Reference,
-            "auto: the reference CPU engine (the folded engine is opt-in until its parity tests land)",
+            EngineKind::Folded,
+            "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
         ),
         EnginePreference::Force(kind) => (kind, "forced by the caller"),
     };

@@ -29,14 +29,19 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn similarity(kind: Similarity, q: &[f32], x: &[f32]) -> f32 {
     match kind {
         Similarity::Dot => dot(q, x),
-        Similarity::Cosine => {
-            let (nq, nx) = (dot(q, q).sqrt(), dot(x, x).sqrt());
-            if nq < 1e-12 || nx < 1e-12 {
-                0.0
-            } else {
-                dot(q, x) / (nq * nx)
-            }
-        }
+        Similarity::Cosine => cosine(dot(q, x), dot(q, q).sqrt(), dot(x, x).sqrt()),
+    }
+}
+
+/// `dot / (‖a‖‖b‖)`, 0 when either norm is below 1e-12 (SPEC §3). A norm that overflowed f32
+/// gives NaN, which the session reports as a numeric error instead of a silent 0.
+pub(crate) fn cosine(dot: f32, norm_a: f32, norm_b: f32) -> f32 {
+    if !(norm_a.is_finite() && norm_b.is_finite()) {
+        f32::NAN
+    } else if norm_a < 1e-12 || norm_b < 1e-12 {
+        0.0
+    } else {
+        dot / (norm_a * norm_b)
     }
 }
 

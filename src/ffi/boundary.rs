@@ -119,39 +119,58 @@ pub(crate) fn null_pointer(name: &str) -> Error {
     Error::new(ErrorKind::NullPointer, format!("{name} is NULL"))
 }
 
-/// A caller buffer as a slice. NULL is accepted only with length 0.
+/// A caller buffer as a slice; `len_name` is the argument that carries its length.
+/// NULL is accepted only with length 0.
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to `len` valid, initialised values that stay unchanged
 /// during the call.
-pub(crate) unsafe fn input_slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
+pub(crate) unsafe fn input_slice<'a, T>(ptr: *const T, len: usize, name: &str, len_name: &str) -> Result<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
     }
-    check_buffer(ptr, len, name)?;
+    check_buffer(ptr, len, name, len_name)?;
     // SAFETY: non-NULL, aligned and size-checked above; validity is the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// An optional caller output buffer: NULL means "not wanted".
+/// An optional input: NULL with length 0 means "not given"; NULL with a length is an error,
+/// since it most likely is a pointer the caller forgot to set.
+///
+/// # Safety
+/// As [`input_slice`].
+pub(crate) unsafe fn optional_input<'a, T>(
+    ptr: *const T,
+    len: usize,
+    name: &str,
+    len_name: &str,
+) -> Result<Option<&'a [T]>> {
+    if ptr.is_null() && len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { input_slice(ptr, len, name, len_name) }.map(Some)
+}
+
+/// An optional caller output buffer: NULL with length 0 means "not wanted".
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to `len` writable values not aliased by any other argument.
-pub(crate) unsafe fn output_slice<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<Option<&'a mut [T]>> {
-    if ptr.is_null() {
+pub(crate) unsafe fn output_slice<'a, T>(ptr: *mut T, len: usize, name: &str, len_name: &str) -> Result<Option<&'a mut [T]>> {
+    if ptr.is_null() && len == 0 {
         return Ok(None);
     }
     if len == 0 {
         return Ok(Some(&mut []));
     }
-    check_buffer(ptr.cast_const(), len, name)?;
+    check_buffer(ptr.cast_const(), len, name, len_name)?;
     // SAFETY: non-NULL, aligned and size-checked above; validity is the caller's contract.
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) }))
 }
 
-fn check_buffer<T>(ptr: *const T, len: usize, name: &str) -> Result<()> {
+fn check_buffer<T>(ptr: *const T, len: usize, name: &str, len_name: &str) -> Result<()> {
     if ptr.is_null() {
-        return Err(Error::new(ErrorKind::NullPointer, format!("{name} is NULL but {name}_len is {len}")));
+        return Err(Error::new(ErrorKind::NullPointer, format!("{name} is NULL but {len_name} is {len}")));
     }
     if (ptr as usize) % std::mem::align_of::<T>() != 0 {
         return Err(Error::invalid_argument(format!(
@@ -160,7 +179,7 @@ fn check_buffer<T>(ptr: *const T, len: usize, name: &str) -> Result<()> {
         )));
     }
     if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|bytes| bytes > isize::MAX as usize) {
-        return Err(Error::invalid_argument(format!("{name}_len {len} is larger than any buffer can be")));
+        return Err(Error::invalid_argument(format!("{len_name} = {len} is larger than any {name} buffer can be")));
     }
     Ok(())
 }

@@ -16,13 +16,18 @@ pub struct rrra_corpus {
 }
 
 impl rrra_corpus {
+    /// The caller's rows as a byte range, for the aliasing check.
+    pub(crate) fn extent(&self) -> super::boundary::Extent {
+        ("corpus rows", self.data as usize, self.data_len * std::mem::size_of::<f32>())
+    }
+
     /// The view for one call.
     ///
     /// # Safety
     /// The memory registered with `rrra_corpus_new` must still be valid (the caller's contract).
     pub(crate) unsafe fn view(&self) -> Result<Corpus<'_>> {
         // SAFETY: checked at registration; kept valid by the caller's contract.
-        let data = unsafe { input_slice(self.data, self.data_len, "corpus") }?;
+        let data = unsafe { input_slice(self.data, self.data_len, "corpus", "data_len") }?;
         Corpus::new(data, self.rows, self.dim, self.row_stride)
     }
 }
@@ -51,7 +56,7 @@ pub unsafe extern "C" fn rrra_corpus_new(
             return Err(null_pointer("corpus_out"));
         }
         // SAFETY: the caller's contract.
-        let slice = unsafe { input_slice(data, data_len, "data") }?;
+        let slice = unsafe { input_slice(data, data_len, "data", "data_len") }?;
         Corpus::new(slice, rows, dim, row_stride)?;
         // SAFETY: corpus_out checked non-NULL above.
         unsafe { write_handle(corpus_out, rrra_corpus { data, data_len, rows, dim, row_stride }) };

@@ -117,7 +117,7 @@ pub unsafe extern "C" fn rrra_model_load_bytes(
 ) -> rrra_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let bytes = unsafe { input_slice(bytes, bytes_len, "bytes") }?;
+        let bytes = unsafe { input_slice(bytes, bytes_len, "bytes", "bytes_len") }?;
         if model_out.is_null() {
             return Err(null_pointer("model_out"));
         }

@@ -1,6 +1,8 @@
 //! The SPEC §5 sampler on its own, for callers that computed `log s_RS` elsewhere.
 
-use super::boundary::{check_disjoint, extent, guard, input_slice, null_pointer, output_slice, rrra_status};
+use super::boundary::{
+    check_disjoint, extent, guard, input_slice, null_pointer, optional_input, output_slice, rrra_status,
+};
 use crate::sampler::{sample_negatives, NOT_DRAWN};
 
 /// Fills the sample slots past a query's count.
@@ -32,13 +34,9 @@ pub unsafe extern "C" fn rrra_sample_negatives(
 ) -> rrra_status {
     guard(|| {
         // SAFETY (all three): the caller's contract.
-        let scores = unsafe { input_slice(log_s_rs, k, "log_s_rs") }?;
-        let mask = if positive_mask.is_null() {
-            None
-        } else {
-            Some(unsafe { input_slice(positive_mask, positive_mask_len, "positive_mask") }?)
-        };
-        let out = unsafe { output_slice(samples, samples_len, "samples") }?.ok_or_else(|| null_pointer("samples"))?;
+        let scores = unsafe { input_slice(log_s_rs, k, "log_s_rs", "k") }?;
+        let mask = unsafe { optional_input(positive_mask, positive_mask_len, "positive_mask", "positive_mask_len") }?;
+        let out = unsafe { output_slice(samples, samples_len, "samples", "samples_len") }?.ok_or_else(|| null_pointer("samples"))?;
         if count_out.is_null() {
             return Err(null_pointer("count_out"));
         }

@@ -1,7 +1,8 @@
 //! `rrra_session`: scratch memory and an engine over one model; rerank and resample calls.
 
 use super::boundary::{
-    check_disjoint, extent, free_handle, Extent, guard, input_slice, null_pointer, output_slice, read_struct, rrra_status,
+    check_disjoint, extent, free_handle, guard, input_slice, null_pointer, optional_input, output_slice, read_struct,
+    rrra_status, Extent,
     write_handle,
 };
 use super::corpus::rrra_corpus;
@@ -280,27 +281,25 @@ unsafe fn score_options(options: *const rrra_score_options) -> Result<ScoreOptio
 /// aliasing check.
 unsafe fn with_batch<R>(
     batch: *const rrra_batch,
-    body: impl FnOnce(&Batch<'_>, &[Option<Extent>; 4]) -> Result<R>,
+    body: impl FnOnce(&Batch<'_>, &[Option<Extent>; 5]) -> Result<R>,
 ) -> Result<R> {
     // SAFETY: see `score_options`.
     let b = unsafe { read_struct(batch, "batch") }?;
-    let queries = unsafe { input_slice(b.queries, b.queries_len, "batch->queries") }?;
-    let counts = unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts") }?;
-    let base = if b.base_scores.is_null() {
-        None
-    } else {
-        Some(unsafe { input_slice(b.base_scores, b.base_scores_len, "batch->base_scores") }?)
-    };
+    let queries = unsafe { input_slice(b.queries, b.queries_len, "batch->queries", "batch->queries_len") }?;
+    let counts = unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts", "batch->n_queries") }?;
+    let base = unsafe { optional_input(b.base_scores, b.base_scores_len, "batch->base_scores", "batch->base_scores_len") }?;
     let corpus_view;
+    let mut corpus_extent = None;
     let (candidates, candidates_extent) = match (b.candidates.is_null(), b.corpus.is_null()) {
         (false, true) => {
-            let data = unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates") }?;
+            let data = unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates", "batch->candidates_len") }?;
             (Candidates::Dense { data, row_stride: b.candidate_stride }, extent("batch->candidates", data))
         }
         (true, false) => {
             // SAFETY: a live corpus per the contract; its rows are kept valid by the caller.
             corpus_view = unsafe { (*b.corpus).view() }?;
-            let ids = unsafe { input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids") }?;
+            corpus_extent = Some(unsafe { (*b.corpus).extent() });
+            let ids = unsafe { input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids", "batch->candidate_ids_len") }?;
             (Candidates::ById { corpus: &corpus_view, ids }, extent("batch->candidate_ids", ids))
         }
         (false, false) => {
@@ -321,6 +320,7 @@ unsafe fn with_batch<R>(
         Some(extent("batch->candidate_counts", counts)),
         base.map(|b| extent("batch->base_scores", b)),
         Some(candidates_extent),
+        corpus_extent,
     ];
     let batch = Batch { dim: b.dim, queries, candidate_counts: counts, candidates, base_scores: base };
     body(&batch, &inputs)
@@ -349,11 +349,11 @@ pub unsafe extern "C" fn rrra_session_rerank(
         let options = unsafe { score_options(options) }?;
         let o = unsafe { read_struct(outputs, "outputs") }?;
         let mut out = RerankOutputs {
-            log_s_rr: unsafe { output_slice(o.log_s_rr, o.log_s_rr_len, "outputs->log_s_rr") }?,
-            s_a: unsafe { output_slice(o.s_a, o.s_a_len, "outputs->s_a") }?,
-            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn") }?,
-            class_probs: unsafe { output_slice(o.class_probs, o.class_probs_len, "outputs->class_probs") }?,
-            order: unsafe { output_slice(o.order, o.order_len, "outputs->order") }?,
+            log_s_rr: unsafe { output_slice(o.log_s_rr, o.log_s_rr_len, "outputs->log_s_rr", "outputs->log_s_rr_len") }?,
+            s_a: unsafe { output_slice(o.s_a, o.s_a_len, "outputs->s_a", "outputs->s_a_len") }?,
+            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn", "outputs->s_fn_len") }?,
+            class_probs: unsafe { output_slice(o.class_probs, o.class_probs_len, "outputs->class_probs", "outputs->class_probs_len") }?,
+            order: unsafe { output_slice(o.order, o.order_len, "outputs->order", "outputs->order_len") }?,
         };
         unsafe {
             with_batch(batch, |batch, inputs| {
@@ -392,11 +392,9 @@ pub unsafe extern "C" fn rrra_session_resample(
         let s = unsafe { session.as_mut() }.ok_or_else(|| null_pointer("session"))?;
         let options = unsafe { score_options(options) }?;
         let r = unsafe { read_struct(request, "request") }?;
-        let mask = if r.positive_mask.is_null() {
-            None
-        } else {
-            Some(unsafe { input_slice(r.positive_mask, r.positive_mask_len, "request->positive_mask") }?)
-        };
+        let mask = unsafe {
+            optional_input(r.positive_mask, r.positive_mask_len, "request->positive_mask", "request->positive_mask_len")
+        }?;
         let request = ResampleRequest {
             samples_per_query: r.samples_per_query,
             seed: r.seed,
@@ -405,10 +403,10 @@ pub unsafe extern "C" fn rrra_session_resample(
         };
         let o = unsafe { read_struct(outputs, "outputs") }?;
         let mut out = ResampleOutputs {
-            log_s_rs: unsafe { output_slice(o.log_s_rs, o.log_s_rs_len, "outputs->log_s_rs") }?,
-            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn") }?,
-            samples: unsafe { output_slice(o.samples, o.samples_len, "outputs->samples") }?,
-            sample_counts: unsafe { output_slice(o.sample_counts, o.sample_counts_len, "outputs->sample_counts") }?,
+            log_s_rs: unsafe { output_slice(o.log_s_rs, o.log_s_rs_len, "outputs->log_s_rs", "outputs->log_s_rs_len") }?,
+            s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn", "outputs->s_fn_len") }?,
+            samples: unsafe { output_slice(o.samples, o.samples_len, "outputs->samples", "outputs->samples_len") }?,
+            sample_counts: unsafe { output_slice(o.sample_counts, o.sample_counts_len, "outputs->sample_counts", "outputs->sample_counts_len") }?,
         };
         unsafe {
             with_batch(batch, |batch, inputs| {

@@ -96,21 +96,27 @@ impl Adapter {
         file::parse(bytes)
     }
 
-    /// Reads and validates an adapter file. The header length is checked against the file's
-    /// size before the file is read, so pointing this at a large non-adapter file is cheap.
+    /// Reads and validates an adapter file. For a regular file the header length is checked
+    /// against the file's size before the rest is read, so pointing this at a large
+    /// non-adapter file is cheap; pipes and other streams are read whole.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Adapter> {
+        use std::io::Read;
         let path = path.as_ref();
         let in_file = |e: Error| Error::new(e.kind(), format!("{}: {}", path.display(), e.message()));
         let io = |e: std::io::Error| {
             Error::new(crate::ErrorKind::Io, format!("cannot read adapter file '{}': {e}", path.display()))
         };
         let mut f = std::fs::File::open(path).map_err(io)?;
-        let len = f.metadata().map_err(io)?.len();
-        let mut prefix = [0u8; 8];
-        let got = std::io::Read::read(&mut std::io::Read::take(&mut f, 8), &mut prefix).map_err(io)?;
-        file::check_header_length(&prefix[..got], len).map_err(in_file)?;
-        let mut bytes = prefix[..got].to_vec();
-        std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io)?;
+        let meta = f.metadata().map_err(io)?;
+        if meta.is_dir() {
+            return Err(Error::new(crate::ErrorKind::Io, format!("'{}' is a directory", path.display())));
+        }
+        let mut bytes = Vec::new();
+        if meta.is_file() {
+            (&mut f).take(8).read_to_end(&mut bytes).map_err(io)?;
+            file::check_header_length(&bytes, meta.len()).map_err(in_file)?;
+        }
+        f.read_to_end(&mut bytes).map_err(io)?;
         file::parse(&bytes).map_err(in_file)
     }
 
