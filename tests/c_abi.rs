@@ -52,16 +52,19 @@ fn scratch_dir(variant: &str) -> PathBuf {
     dir
 }
 
+fn api_test() -> PathBuf {
+    manifest_dir().join("tests/c/api_test.c")
+}
+
 enum Lang {
     C99,
     Cxx17,
 }
 
-/// Compiles api_test.c into `dir/api_test` and returns the executable's path.
-fn compile(lang: Lang, extra_flags: &[&str], dir: &Path) -> PathBuf {
+/// Compiles `source` into `dir/<its stem>` and returns the executable's path.
+fn compile(source: &Path, lang: Lang, extra_flags: &[&str], dir: &Path) -> PathBuf {
     let root = manifest_dir();
-    let source = root.join("tests/c/api_test.c");
-    let exe = dir.join("api_test");
+    let exe = dir.join(source.file_stem().expect("source file name"));
     let (compiler, lang_flags): (String, &[&str]) = match lang {
         Lang::C99 => (
             std::env::var("CC").unwrap_or_else(|_| "cc".into()),
@@ -79,7 +82,7 @@ fn compile(lang: Lang, extra_flags: &[&str], dir: &Path) -> PathBuf {
         .arg("-pthread")
         .arg("-I")
         .arg(root.join("include"))
-        .arg(&source)
+        .arg(source)
         .args(["-x", "none"])
         .arg(static_lib())
         .args(["-lpthread", "-ldl", "-lm"])
@@ -91,7 +94,8 @@ fn compile(lang: Lang, extra_flags: &[&str], dir: &Path) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run the compiler `{compiler}` (set CC / CXX to choose another): {e}"));
     assert!(
         out.status.success(),
-        "compiling api_test.c failed ({})\ncommand: {shown}\n--- stdout\n{}\n--- stderr\n{}",
+        "compiling {} failed ({})\ncommand: {shown}\n--- stdout\n{}\n--- stderr\n{}",
+        source.display(),
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -182,7 +186,7 @@ const SANITIZE: &[&str] = &[
 
 fn run_sanitized(variant: &str, lang: Lang) {
     let dir = scratch_dir(variant);
-    let exe = compile(lang, SANITIZE, &dir);
+    let exe = compile(&api_test(), lang, SANITIZE, &dir);
     let mut cmd = Command::new(&exe);
     cmd.arg(&dir)
         .env(
@@ -223,7 +227,7 @@ fn c99_under_valgrind() {
     }
     let variant = "c99-valgrind";
     let dir = scratch_dir(variant);
-    let exe = compile(Lang::C99, &["-O1", "-g"], &dir);
+    let exe = compile(&api_test(), Lang::C99, &["-O1", "-g"], &dir);
     let mut cmd = Command::new("valgrind");
     cmd.args([
         "--error-exitcode=99",
@@ -240,4 +244,40 @@ fn c99_under_valgrind() {
         println!("valgrind reported errors (exit status 99); see stderr below");
     }
     check_run(variant, &r);
+}
+
+/// The README's C example compiles exactly as printed and reranks with a real adapter file.
+#[test]
+fn readme_c_example() {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
+    let start = readme.find("```c\n").expect("README has a ```c block") + "```c\n".len();
+    let source = &readme[start..start + readme[start..].find("```").expect("closing fence")];
+    let dir = scratch_dir("readme");
+    let source_path = dir.join("example.c");
+    std::fs::write(&source_path, source).expect("write example.c");
+    let exe = compile(&source_path, Lang::C99, SANITIZE, &dir);
+
+    let (d, h) = (12, 7);
+    let weights = rrra::AdapterWeights {
+        dim: d,
+        hidden: h,
+        fc1_weight: (0..h * 3 * d).map(|i| ((i * 37 % 17) as f32 - 8.0) / 40.0).collect(),
+        fc1_bias: vec![0.1; h],
+        fc2_weight: (0..d * h).map(|i| ((i * 11 % 13) as f32 - 6.0) / 30.0).collect(),
+        fc2_bias: vec![0.0; d],
+        classifier_weight: (0..4 * h).map(|i| (i % 5) as f32 / 10.0).collect(),
+        classifier_bias: vec![0.0; 4],
+    };
+    let model = dir.join("model.safetensors");
+    rrra::Adapter::new(weights, rrra::AdapterConfig::default()).unwrap().save(&model).unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&model);
+    let r = run_with_timeout(cmd);
+    println!("--- stdout\n{}\n--- stderr\n{}", r.stdout, r.stderr);
+    assert!(r.success, "the README example failed: exit {:?}", r.code);
+    let ranks: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("rank ")).collect();
+    assert_eq!(ranks.len(), 3, "expected three ranked candidates");
+    for (i, line) in ranks.iter().enumerate() {
+        assert!(line.starts_with(&format!("rank {i}: candidate ")), "{line}");
+    }
 }
