@@ -300,14 +300,17 @@ extern "C" {
 //
 // Ownership: the string belongs to the library and stays valid until the next rrra call on
 // this thread; copy it to keep it. Thread-safety: each thread has its own message.
+// Errors: none; never returns NULL.
 const char *rrra_last_error(void);
 
 // A static, NUL-terminated name for a status code, e.g. "RRRA_STATUS_INVALID_MODEL";
-// "RRRA_STATUS_UNKNOWN" for a value this version does not define. Never fails.
+// "RRRA_STATUS_UNKNOWN" for a value this version does not define.
+// Ownership: static storage, never freed. Thread-safety: any thread. Errors: none.
 const char *rrra_status_name(int32_t status);
 
 // The library version as "MAJOR.MINOR.PATCH", equal to `RRRA_VERSION_STRING` of the header
-// it was built with. Static storage; never fails.
+// it was built with. Ownership: static storage, never freed. Thread-safety: any thread.
+// Errors: none.
 const char *rrra_version(void);
 
 // Registers `rows` embeddings of `dim` floats, row `i` at `data[i * row_stride]`;
@@ -327,7 +330,8 @@ rrra_status rrra_corpus_new(const float *data,
                             size_t row_stride,
                             struct rrra_corpus **corpus_out);
 
-// Releases a corpus handle (not the caller's rows). NULL is a no-op.
+// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none.
+// Thread-safety: no call may be using the corpus, on any thread.
 //
 // # Safety
 // `corpus` must be NULL or a live corpus not in use by any call, never used again after.
@@ -358,7 +362,8 @@ rrra_status rrra_model_load_bytes(const uint8_t *bytes,
                                   struct rrra_model **model_out);
 
 // Releases a model. NULL is a no-op. Sessions created from the model keep their own
-// reference, so a model may be freed while its sessions live on.
+// reference, so a model may be freed while its sessions live on. Errors: none.
+// Thread-safety: no other call may be using this handle at the same time.
 //
 // # Safety
 // `model` must be NULL or a live model from this library, not used by any other thread
@@ -408,7 +413,8 @@ rrra_status rrra_session_new(const struct rrra_model *model,
                              const struct rrra_session_options *options,
                              struct rrra_session **session_out);
 
-// Releases a session and its scratch memory. NULL is a no-op.
+// Releases a session and its scratch memory. NULL is a no-op. Errors: none.
+// Thread-safety: no other call may be using the session.
 //
 // # Safety
 // `session` must be NULL or live, not in use by another thread, never used again after.
@@ -417,6 +423,7 @@ void rrra_session_free(struct rrra_session *session);
 // Which engine the session runs (`*engine_out`, an `rrra_engine` value) and why it was
 // chosen over the others (`*reason_out`, owned by the session, valid until it is freed).
 // Either out-pointer may be NULL. Errors: NULL_POINTER (session).
+// Thread-safety: any thread, concurrently with other read-only calls on the session.
 //
 // # Safety
 // `session` must be NULL or live; the out-pointers NULL or writable.

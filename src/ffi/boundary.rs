@@ -83,13 +83,15 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> rrra_status {
 ///
 /// Ownership: the string belongs to the library and stays valid until the next rrra call on
 /// this thread; copy it to keep it. Thread-safety: each thread has its own message.
+/// Errors: none; never returns NULL.
 #[no_mangle]
 pub extern "C" fn rrra_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ref().map_or(c"".as_ptr(), |m| m.as_ptr()))
 }
 
 /// A static, NUL-terminated name for a status code, e.g. "RRRA_STATUS_INVALID_MODEL";
-/// "RRRA_STATUS_UNKNOWN" for a value this version does not define. Never fails.
+/// "RRRA_STATUS_UNKNOWN" for a value this version does not define.
+/// Ownership: static storage, never freed. Thread-safety: any thread. Errors: none.
 #[no_mangle]
 pub extern "C" fn rrra_status_name(status: i32) -> *const c_char {
     let name: &'static [u8] = match status {
@@ -109,7 +111,8 @@ pub extern "C" fn rrra_status_name(status: i32) -> *const c_char {
 }
 
 /// The library version as "MAJOR.MINOR.PATCH", equal to `RRRA_VERSION_STRING` of the header
-/// it was built with. Static storage; never fails.
+/// it was built with. Ownership: static storage, never freed. Thread-safety: any thread.
+/// Errors: none.
 #[no_mangle]
 pub extern "C" fn rrra_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
@@ -250,5 +253,32 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
     if !ptr.is_null() {
         // SAFETY: the pointer came from Box::into_raw and is freed once, per the contract.
         drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: rrra_last_error always returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(rrra_last_error()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let status = guard(|| panic!("boom at the boundary"));
+        assert_eq!(status, rrra_status::Internal);
+        assert!(last_error().contains("boom at the boundary"), "{}", last_error());
+        assert_eq!(guard(|| Ok(())), rrra_status::Ok);
+        assert_eq!(last_error(), "", "a successful call clears the message");
+    }
+
+    #[test]
+    fn errors_map_to_their_status_and_message() {
+        let status = guard(|| Err(Error::new(ErrorKind::DimensionMismatch, "dim: expected 768, got 384")));
+        assert_eq!(status, rrra_status::DimensionMismatch);
+        assert_eq!(last_error(), "dim: expected 768, got 384");
     }
 }

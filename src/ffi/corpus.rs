@@ -64,7 +64,8 @@ pub unsafe extern "C" fn rrra_corpus_new(
     })
 }
 
-/// Releases a corpus handle (not the caller's rows). NULL is a no-op.
+/// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none.
+/// Thread-safety: no call may be using the corpus, on any thread.
 ///
 /// # Safety
 /// `corpus` must be NULL or a live corpus not in use by any call, never used again after.

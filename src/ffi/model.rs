@@ -129,7 +129,8 @@ pub unsafe extern "C" fn rrra_model_load_bytes(
 }
 
 /// Releases a model. NULL is a no-op. Sessions created from the model keep their own
-/// reference, so a model may be freed while its sessions live on.
+/// reference, so a model may be freed while its sessions live on. Errors: none.
+/// Thread-safety: no other call may be using this handle at the same time.
 ///
 /// # Safety
 /// `model` must be NULL or a live model from this library, not used by any other thread

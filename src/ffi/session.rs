@@ -204,7 +204,8 @@ pub unsafe extern "C" fn rrra_session_new(
     })
 }
 
-/// Releases a session and its scratch memory. NULL is a no-op.
+/// Releases a session and its scratch memory. NULL is a no-op. Errors: none.
+/// Thread-safety: no other call may be using the session.
 ///
 /// # Safety
 /// `session` must be NULL or live, not in use by another thread, never used again after.
@@ -220,6 +221,7 @@ pub unsafe extern "C" fn rrra_session_free(session: *mut rrra_session) {
 /// Which engine the session runs (`*engine_out`, an `rrra_engine` value) and why it was
 /// chosen over the others (`*reason_out`, owned by the session, valid until it is freed).
 /// Either out-pointer may be NULL. Errors: NULL_POINTER (session).
+/// Thread-safety: any thread, concurrently with other read-only calls on the session.
 ///
 /// # Safety
 /// `session` must be NULL or live; the out-pointers NULL or writable.
