@@ -26,22 +26,36 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The static library of this cargo invocation: this test binary lives in
-/// `target/<profile>/deps/`, the library in `target/<profile>/`.
+/// The static library, freshly built. `cargo test` builds the library only as an rlib for the
+/// Rust tests, so this asks cargo for the staticlib of the same profile into the same target
+/// directory (a no-op when it is current). The test binary lives in `target/<profile>/deps/`.
 fn static_lib() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("cannot find the target directory above {}", exe.display()));
-    let lib = profile_dir.join("librrra.a");
-    assert!(
-        lib.is_file(),
-        "{} does not exist. Cargo builds it with the library (crate-type \"staticlib\" in Cargo.toml); \
-         if it was deleted by hand, `touch src/lib.rs` and run `cargo test` again",
-        lib.display()
-    );
-    lib
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or_else(|| panic!("cannot find the target directory above {}", exe.display()));
+            let target_dir = profile_dir.parent().expect("target directory");
+            let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(&cargo);
+            cmd.args(["build", "--lib", "--quiet", "--manifest-path"])
+                .arg(manifest_dir().join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(target_dir);
+            if profile != "debug" {
+                cmd.args(["--profile", if profile == "release" { "release" } else { profile }]);
+            }
+            let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+            assert!(status.success(), "building the static library failed: {cmd:?}");
+            let lib = profile_dir.join("librrra.a");
+            assert!(lib.is_file(), "{} is missing after `cargo build --lib`", lib.display());
+            lib
+        })
+        .clone()
 }
 
 /// A fresh scratch directory for one variant.
