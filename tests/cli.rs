@@ -7,8 +7,8 @@
 mod npy;
 
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, ScoreOptions, Session,
-    SessionOptions,
+    Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, EngineKind, EnginePreference,
+    ScoreOptions, Session, SessionOptions,
 };
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -470,4 +470,127 @@ fn npy_reader_round_trips_what_numpy_writes() {
     let ids_path = dir.path("ids.npy");
     std::fs::write(&ids_path, npy::encode("<u4", &[3], &[1, 0, 0, 0, 2, 0, 0, 0, 255, 255, 255, 255])).unwrap();
     assert_eq!(npy::read_u64(&ids_path).unwrap().data, [1, 2, u32::MAX as u64]);
+}
+
+/// The number after `"key": ` in one-line JSON output.
+fn json_number(text: &str, key: &str) -> f64 {
+    let rest = text.split(&format!("\"{key}\": ")).nth(1).unwrap_or_else(|| panic!("no \"{key}\" in:\n{text}"));
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].trim().parse().unwrap_or_else(|_| panic!("\"{key}\" is not a number in:\n{text}"))
+}
+
+#[test]
+fn bench_times_each_engine_on_a_tiny_shape() {
+    let help = stdout(&rrra(&["help"]));
+    assert!(help.contains("rrra bench") && help.contains("bench "), "{help}");
+    let bench_help = stdout(&rrra(&["help", "bench"]));
+    for flag in ["--d", "--h", "--k", "--queries", "--threads", "--dtype", "--engine", "--seed", "--json"] {
+        assert!(bench_help.contains(flag), "bench usage lacks {flag}");
+    }
+    assert_eq!(stdout(&rrra(&["bench", "--help"])), bench_help);
+
+    let text = stdout(&rrra(&["bench", "--d", "8", "--h", "5", "--k", "7", "--queries", "3", "--engine", "folded"]));
+    assert!(text.contains("engine folded") && text.contains("ms/query") && text.contains("p10"), "{text}");
+
+    for engine in ["reference", "folded", "auto"] {
+        let text = stdout(&rrra(&[
+            "bench",
+            "--d=6",
+            "--h=4",
+            "--k=9",
+            "--queries=4",
+            "--threads=1",
+            "--dtype=f32",
+            "--seed=7",
+            "--engine",
+            engine,
+            "--json",
+        ]));
+        let rest = json::value(text.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{text}"));
+        assert!(rest.is_empty(), "trailing text after the JSON value: {rest}");
+        for (key, want) in [("d", 6.0), ("h", 4.0), ("k", 9.0), ("queries", 4.0), ("threads", 1.0), ("seed", 7.0)] {
+            assert_eq!(json_number(&text, key), want, "{key} in {text}");
+        }
+        assert!(text.contains("\"dtype\": \"f32\""), "{text}");
+        if engine != "auto" {
+            assert!(text.contains(&format!("\"engine\": \"{engine}\"")), "{text}");
+        }
+        let (p10, median, p90) =
+            (json_number(&text, "p10_ms"), json_number(&text, "median_ms"), json_number(&text, "p90_ms"));
+        assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90.is_finite(), "{text}");
+        assert!(json_number(&text, "min_ms") <= p10 && p90 <= json_number(&text, "max_ms"), "{text}");
+    }
+}
+
+#[test]
+fn bench_refuses_what_it_cannot_run() {
+    let bench = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["bench", "--d", "4", "--h", "3"].iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        // Configurations that do not exist yet are refused, never silently run as something else.
+        (bench(&["--k", "5", "--threads", "2"]), "--threads: only 1 is supported until the threaded engine lands"),
+        (bench(&["--k", "5", "--threads", "0"]), "--threads: only 1 is supported"),
+        (bench(&["--k", "5", "--threads", "two"]), "--threads: expected a positive integer"),
+        (bench(&["--k", "5", "--dtype", "f16"]), "--dtype: only f32 is supported"),
+        (bench(&["--k", "5", "--dtype", "bf16"]), "--dtype: only f32 is supported"),
+        (bench(&["--k", "5", "--engine", "cuda"]), "--engine: expected auto, reference or folded, got 'cuda'"),
+        (bench(&[]), "rrra bench needs --k"),
+        (vec!["bench".into(), "--k".into(), "5".into()], "rrra bench needs --d"),
+        (bench(&["--k", "0"]), "--k: expected a positive integer, got 0"),
+        (bench(&["--k", "5", "--queries", "0"]), "--queries: expected a positive integer, got 0"),
+        (bench(&["--k", "-5"]), "--k: expected a positive integer"),
+        (bench(&["--k", "5", "--seed", "x"]), "--seed: expected a non-negative integer"),
+        (bench(&["--k", "5", "--bogus"]), "unknown option '--bogus' for 'rrra bench'"),
+        (bench(&["--k", "5", "extra"]), "unexpected argument 'extra'"),
+        (bench(&["--k", "5", "--d", "4"]), "--d given more than once"),
+        (bench(&["--k", "100000", "--queries", "100000"]), "4 GiB limit"),
+        (vec!["help".into(), "benchmark".into()], "commands: inspect, rerank, bench"),
+    ];
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, 2, needle);
+    }
+}
+
+#[test]
+fn rerank_runs_the_engine_asked_for() {
+    let dir = TempDir::new("engine");
+    let (adapter, model) = save_adapter(&dir, AdapterConfig::default());
+    let adapter = Arc::new(adapter);
+    let queries = values(50, 2 * D, 1.0);
+    let candidates = values(51, 10 * D, 1.0);
+    let q = dir.file("q.npy", &npy::encode_f32(&[2, D], &queries));
+    let c = dir.file("c.npy", &npy::encode_f32(&[10, D], &candidates));
+    for (name, kind) in [("reference", EngineKind::Reference), ("folded", EngineKind::Folded)] {
+        let out = dir.path(&format!("{name}.npy"));
+        let text = stdout(&rrra(&[
+            "rerank",
+            "--model",
+            &model,
+            "--queries",
+            &q,
+            "--candidates",
+            &c,
+            "--k",
+            "5",
+            "--engine",
+            name,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        let options = SessionOptions { engine: EnginePreference::Force(kind) };
+        let mut session = Session::new(adapter.clone(), options).unwrap();
+        let expected =
+            session.rerank(&Batch::dense(D, &queries, &[5, 5], &candidates), &ScoreOptions::default()).unwrap();
+        assert_eq!(printed_orders(&text), split(&expected.order, &[5, 5]), "{name}: {text}");
+        assert_eq!(npy::read_f32(&out).unwrap().data, expected.log_s_rr, "{name}");
+    }
+    fails(
+        &["rerank", "--model", &model, "--queries", &q, "--candidates", &c, "--k", "5", "--engine", "fast"],
+        2,
+        "--engine: expected auto, reference or folded, got 'fast'",
+    );
 }

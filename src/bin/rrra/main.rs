@@ -1,12 +1,17 @@
-//! `rrra`: inspect adapter files and rerank candidates stored as `.npy` arrays.
+//! `rrra`: inspect adapter files, rerank candidates stored as `.npy` arrays, and time the
+//! engines on random data.
 //!
 //! This tool is the first user of the library's public API and uses nothing else from it, so
 //! anything awkward here is awkward for every caller. Exit codes: 0 success, 1 a file or library
 //! error, 2 a usage error.
 
+mod bench;
 mod npy;
 
-use rrra::{Adapter, BaseTransform, Batch, Candidates, Corpus, Reranked, ScoreOptions, Session, SessionOptions};
+use rrra::{
+    Adapter, BaseTransform, Batch, Candidates, Corpus, EngineKind, EnginePreference, Reranked, ScoreOptions, Session,
+    SessionOptions,
+};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,12 +24,14 @@ rrra: the RRRA retriever adapter from the command line
 Usage:
   rrra inspect MODEL.safetensors [--json]
   rrra rerank --model MODEL --queries Q.npy --candidates C.npy [options]
+  rrra bench --d D --h H --k K [options]
   rrra help [COMMAND]
   rrra --version
 
 Commands:
   inspect   print an adapter file's dimensions and score configuration
   rerank    score and reorder candidates for each query
+  bench     time reranking on a random adapter and random candidates
   help      print this text, or a command's usage
 
 Run 'rrra help COMMAND' for a command's options.
@@ -46,6 +53,7 @@ Usage: rrra rerank --model MODEL --queries Q.npy
                    (--candidates C.npy | --ids IDS.npy --corpus CORPUS.npy)
                    [--counts K.npy | --k K] [--base B.npy] [--lambda L]
                    [--base-transform identity|sigmoid|softmax] [--out OUT.npy] [--top N]
+                   [--engine auto|reference|folded]
 
 Scores every (query, candidate) pair with the adapter and prints, per query, the candidates'
 positions in reranked order (best first) with log s_RR, s_A and s_FN.
@@ -66,6 +74,7 @@ Options:
   --base-transform T    identity, sigmoid or softmax (default: the file's base_transform)
   --out OUT.npy         write log s_RR as <f4, shape (total,), in input order
   --top N               print only the best N candidates of each query
+  --engine E            auto, reference or folded (default auto: the library's choice)
 ";
 
 /// Why the tool stopped: the message goes to stderr as `rrra: <message>`.
@@ -113,13 +122,18 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
             Some(topic) => match topic.to_str().unwrap_or("") {
                 "inspect" => print(INSPECT_USAGE),
                 "rerank" => print(RERANK_USAGE),
-                _ => Err(usage(format!("no help for '{}'; commands: inspect, rerank", topic.to_string_lossy()))),
+                "bench" => print(bench::BENCH_USAGE),
+                _ => Err(usage(format!("no help for '{}'; commands: inspect, rerank, bench", topic.to_string_lossy()))),
             },
         },
         "-V" | "--version" | "version" => print(&format!("rrra {}\n", rrra::VERSION)),
         "inspect" => inspect(parse("inspect", args, &[], &["--json"])?),
         "rerank" => rerank(parse("rerank", args, RERANK_OPTIONS, &[])?),
-        _ => Err(usage(format!("unknown command '{}'; commands: inspect, rerank, help", command.to_string_lossy()))),
+        "bench" => bench::bench(parse("bench", args, bench::BENCH_OPTIONS, &["--json"])?),
+        _ => Err(usage(format!(
+            "unknown command '{}'; commands: inspect, rerank, bench, help",
+            command.to_string_lossy()
+        ))),
     }
 }
 
@@ -310,6 +324,7 @@ const RERANK_OPTIONS: &[&str] = &[
     "--base-transform",
     "--out",
     "--top",
+    "--engine",
 ];
 
 /// A rerank command line, checked before any file is read.
@@ -322,6 +337,7 @@ struct RerankArgs {
     options: ScoreOptions,
     out: Option<PathBuf>,
     top: Option<usize>,
+    engine: EnginePreference,
 }
 
 /// Where the candidate rows come from.
@@ -386,6 +402,7 @@ impl RerankArgs {
             options: ScoreOptions { lambda_rr: lambda, base_transform, ..ScoreOptions::default() },
             out: args.path("--out"),
             top: args.number("--top", "a non-negative integer")?,
+            engine: parse_engine(args)?,
         })
     }
 }
@@ -446,7 +463,7 @@ fn rerank(args: Parsed) -> Result<(), Failure> {
     };
     let batch =
         Batch { dim: d, queries: &queries.data, candidate_counts: &counts, candidates, base_scores: base.as_deref() };
-    let mut session = Session::new(Arc::new(adapter), SessionOptions::default())?;
+    let mut session = Session::new(Arc::new(adapter), SessionOptions { engine: args.engine })?;
     let result = session.rerank(&batch, &args.options).map_err(|e| failed(format!("rerank: {}", e.message())))?;
 
     if let Some(path) = &args.out {
@@ -528,6 +545,17 @@ fn read_matrix(path: &Path, d: usize) -> Result<npy::Array<f32>, Failure> {
         [_, cd] if cd == d => Ok(array),
         [_, cd] => Err(failed(format!("{}: rows have d = {cd}, the adapter expects d = {d}", path.display()))),
         _ => Err(failed(shape_error(path, "(rows, d)", &array.shape))),
+    }
+}
+
+/// `--engine auto|reference|folded`, default auto.
+fn parse_engine(args: &Parsed) -> Result<EnginePreference, Failure> {
+    let Some(raw) = args.value("--engine") else { return Ok(EnginePreference::Auto) };
+    match raw.to_str().unwrap_or("") {
+        "auto" => Ok(EnginePreference::Auto),
+        "reference" => Ok(EnginePreference::Force(EngineKind::Reference)),
+        "folded" => Ok(EnginePreference::Force(EngineKind::Folded)),
+        _ => Err(usage(format!("--engine: expected auto, reference or folded, got '{}'", raw.to_string_lossy()))),
     }
 }
 
