@@ -7,6 +7,7 @@
 //! rescorings one rerank costs). GFLOP/s counts the literal SPEC §3 math, 2·k·(4d·h + 4h)
 //! flops per query, for every engine, so the folded engine's rate is "effective".
 
+use rrra::sampler::SplitMix64;
 use rrra::{
     Adapter, AdapterConfig, AdapterWeights, Batch, EngineKind, EnginePreference, RerankOutputs, ScoreOptions, Session,
     SessionOptions,
@@ -14,18 +15,6 @@ use rrra::{
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Lcg(u64);
-impl Lcg {
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-            })
-            .collect()
-    }
-}
 
 /// Median wall time of `run` over `reps` repetitions after one warm-up.
 fn median(reps: usize, mut run: impl FnMut()) -> Duration {
@@ -43,27 +32,21 @@ fn median(reps: usize, mut run: impl FnMut()) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let shapes: &[(usize, usize, usize)] =
-        if quick { &[(384, 384, 100)] } else { &[(384, 384, 100), (384, 384, 1000), (768, 768, 100), (768, 768, 1000)] };
+    let shapes: &[(usize, usize, usize)] = if quick {
+        &[(384, 384, 100)]
+    } else {
+        &[(384, 384, 100), (384, 384, 1000), (768, 768, 100), (768, 768, 1000)]
+    };
     println!(
         "{:>5} {:>5} {:>6} {:>10} {:>12} {:>10} {:>10} {:>9}",
         "d", "h", "k", "engine", "ms/query", "÷ q·c", "÷ ref", "GFLOP/s"
     );
     for &(d, h, k) in shapes {
-        let mut rng = Lcg(1);
-        let weights = AdapterWeights {
-            dim: d,
-            hidden: h,
-            fc1_weight: rng.vec(h * 3 * d, (1.0 / (3 * d) as f32).sqrt()),
-            fc1_bias: rng.vec(h, 0.1),
-            fc2_weight: rng.vec(d * h, (1.0 / h as f32).sqrt()),
-            fc2_bias: rng.vec(d, 0.1),
-            classifier_weight: rng.vec(4 * h, (1.0 / h as f32).sqrt()),
-            classifier_bias: rng.vec(4, 0.1),
-        };
+        let weights = AdapterWeights::random(d, h, 1);
+        let mut rng = SplitMix64::new(2);
         let adapter = Arc::new(Adapter::new(weights, AdapterConfig::default()).expect("valid adapter"));
-        let query = rng.vec(d, 0.05);
-        let candidates = rng.vec(k * d, 0.05);
+        let query: Vec<f32> = (0..d).map(|_| rng.next_symmetric(0.05)).collect();
+        let candidates: Vec<f32> = (0..k * d).map(|_| rng.next_symmetric(0.05)).collect();
         let counts = [k];
         let batch = Batch::dense(d, &query, &counts, &candidates);
         let (mut scores, mut order) = (vec![0.0f32; k], vec![0u32; k]);
@@ -82,7 +65,8 @@ fn main() {
             let options = SessionOptions { engine: EnginePreference::Force(engine) };
             let mut session = Session::new(adapter.clone(), options).expect("session");
             let time = median(reps, || {
-                let mut out = RerankOutputs { log_s_rr: Some(&mut scores), order: Some(&mut order), ..Default::default() };
+                let mut out =
+                    RerankOutputs { log_s_rr: Some(&mut scores), order: Some(&mut order), ..Default::default() };
                 session.rerank_into(black_box(&batch), &ScoreOptions::default(), &mut out).expect("rerank");
             });
             let reference_time = *reference.get_or_insert(time);

@@ -6,39 +6,19 @@
 //! The adapter's weights are random, so the order it prints demonstrates the mechanics, not
 //! relevance; a trained adapter comes from the trainer.
 
-use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, ResampleRequest, ScoreOptions, Session, SessionOptions,
-};
+use rrra::sampler::SplitMix64;
+use rrra::{Adapter, AdapterConfig, AdapterWeights, Batch, ResampleRequest, ScoreOptions, Session, SessionOptions};
 use std::sync::Arc;
 
-/// A tiny deterministic generator, so every run prints the same numbers.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).map_or_else(|| std::env::temp_dir().join("rrra-quickstart.safetensors"), Into::into);
+    let path =
+        std::env::args().nth(1).map_or_else(|| std::env::temp_dir().join("rrra-quickstart.safetensors"), Into::into);
     let (d, h, k) = (16, 32, 8);
-    let mut rng = Lcg(42);
+    let mut rng = SplitMix64::new(42);
+    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_symmetric(0.25)).collect() };
 
-    // 1. An adapter file, as a trainer would write it.
-    let weights = AdapterWeights {
-        dim: d,
-        hidden: h,
-        fc1_weight: rng.vec(h * 3 * d, (1.0 / (3 * d) as f32).sqrt()),
-        fc1_bias: rng.vec(h, 0.1),
-        fc2_weight: rng.vec(d * h, (1.0 / h as f32).sqrt()),
-        fc2_bias: rng.vec(d, 0.1),
-        classifier_weight: rng.vec(4 * h, (1.0 / h as f32).sqrt()),
-        classifier_bias: rng.vec(4, 0.1),
-    };
+    // 1. An adapter file, as a trainer would write it (random weights here).
+    let weights = AdapterWeights::random(d, h, 7);
     let config = AdapterConfig { lambda_rr: 1.0, encoder: "quickstart (random weights)".into(), ..Default::default() };
     Adapter::new(weights, config)?.save(&path)?;
     println!("wrote {} ", path.display());
@@ -50,8 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("engine: {} ({})", session.engine().name(), session.engine_reason());
 
     // 3. One query, its top-k candidates and the retriever's scores, best first.
-    let query = rng.vec(d, 0.25);
-    let candidates = rng.vec(k * d, 0.25);
+    let query = values(d);
+    let candidates = values(k * d);
     let base: Vec<f32> = (0..k).map(|i| 2.0 - 0.2 * i as f32).collect();
     let counts = [k];
     let batch = Batch::dense(d, &query, &counts, &candidates).with_base_scores(&base);

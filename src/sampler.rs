@@ -27,6 +27,11 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+    /// A uniform draw in [−bound, bound), for test and benchmark data.
+    pub fn next_symmetric(&mut self, bound: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32; // [0, 1), exact in f32
+        (unit * 2.0 - 1.0) * bound
+    }
     /// A uniform draw in (0, 1]: `((x >> 11) + 0.5) · 2⁻⁵³`, which rounds to exactly 1.0 for
     /// the largest `x >> 11` (SPEC §5 says (0, 1); the formula is what every binding reproduces).
     pub fn next_open01(&mut self) -> f64 {
@@ -65,10 +70,7 @@ pub(crate) fn check_sampler_input(log_s_rs: &[f32], positive_mask: Option<&[u8]>
         return Err(Error::invalid_argument("log_s_rs: more than 2^32 - 1 candidates"));
     }
     if let Some(i) = log_s_rs.iter().position(|x| !x.is_finite()) {
-        return Err(Error::new(
-            ErrorKind::NonFiniteInput,
-            format!("log_s_rs: position {i} is {}", log_s_rs[i]),
-        ));
+        return Err(Error::new(ErrorKind::NonFiniteInput, format!("log_s_rs: position {i} is {}", log_s_rs[i])));
     }
     Ok(())
 }

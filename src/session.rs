@@ -97,10 +97,9 @@ pub struct Session {
 
 fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Result<()> {
     match buffer {
-        Some(b) if b.len() != want => Err(Error::invalid_argument(format!(
-            "{name}: expected a buffer of {want} values, got {}",
-            b.len()
-        ))),
+        Some(b) if b.len() != want => {
+            Err(Error::invalid_argument(format!("{name}: expected a buffer of {want} values, got {}", b.len())))
+        }
         _ => Ok(()),
     }
 }
@@ -163,7 +162,12 @@ impl Session {
 
     /// Reranks every query of the batch (SPEC §3–§4) into the caller's buffers.
     /// On error nothing is written.
-    pub fn rerank_into(&mut self, batch: &Batch<'_>, options: &ScoreOptions, out: &mut RerankOutputs<'_>) -> Result<()> {
+    pub fn rerank_into(
+        &mut self,
+        batch: &Batch<'_>,
+        options: &ScoreOptions,
+        out: &mut RerankOutputs<'_>,
+    ) -> Result<()> {
         let params = ScoreParams::resolve(self.adapter.config(), options)?;
         let total = batch.validate(self.adapter.dim())?;
         check_len("log_s_rr", &out.log_s_rr, total)?;
@@ -175,9 +179,12 @@ impl Session {
 
         let s = &mut self.scratch;
         s.score.clear();
-        s.score.extend(s.raw.iter().zip(&s.log_base).map(|(raw, log_b)| {
-            log_b + params.lambda_rr * scores::log_adapter_score(&params, raw)
-        }));
+        s.score.extend(
+            s.raw
+                .iter()
+                .zip(&s.log_base)
+                .map(|(raw, log_b)| log_b + params.lambda_rr * scores::log_adapter_score(&params, raw)),
+        );
         // Checked as the f32 the caller receives: a finite f64 may still overflow f32.
         if let Some(i) = s.score.iter().position(|&x| !(x as f32).is_finite()) {
             let (query, position) = batch.locate(i);
@@ -334,7 +341,12 @@ impl Session {
     }
 
     /// [`Session::resample_into`] with every output, into fresh vectors.
-    pub fn resample(&mut self, batch: &Batch<'_>, options: &ScoreOptions, request: &ResampleRequest<'_>) -> Result<Resampled> {
+    pub fn resample(
+        &mut self,
+        batch: &Batch<'_>,
+        options: &ScoreOptions,
+        request: &ResampleRequest<'_>,
+    ) -> Result<Resampled> {
         let total = batch.total_candidates()?;
         let n_queries = batch.query_count();
         let n = request.samples_per_query;

@@ -203,10 +203,7 @@ fn run_sanitized(variant: &str, lang: Lang) {
     let exe = compile(&api_test(), lang, SANITIZE, &dir);
     let mut cmd = Command::new(&exe);
     cmd.arg(&dir)
-        .env(
-            "ASAN_OPTIONS",
-            "detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1",
-        )
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1")
         // LeakSanitizer needs no suppressions: Rust's thread-locals (the error message of
         // rrra_last_error) are freed by TLS destructors, which glibc runs at thread exit and,
         // for the main thread, in exit() before LSan's check. Add tests/c/lsan.supp (and
@@ -271,17 +268,7 @@ fn readme_c_example() {
     std::fs::write(&source_path, source).expect("write example.c");
     let exe = compile(&source_path, Lang::C99, SANITIZE, &dir);
 
-    let (d, h) = (12, 7);
-    let weights = rrra::AdapterWeights {
-        dim: d,
-        hidden: h,
-        fc1_weight: (0..h * 3 * d).map(|i| ((i * 37 % 17) as f32 - 8.0) / 40.0).collect(),
-        fc1_bias: vec![0.1; h],
-        fc2_weight: (0..d * h).map(|i| ((i * 11 % 13) as f32 - 6.0) / 30.0).collect(),
-        fc2_bias: vec![0.0; d],
-        classifier_weight: (0..4 * h).map(|i| (i % 5) as f32 / 10.0).collect(),
-        classifier_bias: vec![0.0; 4],
-    };
+    let weights = rrra::AdapterWeights::random(12, 7, 3);
     let model = dir.join("model.safetensors");
     rrra::Adapter::new(weights, rrra::AdapterConfig::default()).unwrap().save(&model).unwrap();
     let mut cmd = Command::new(&exe);

@@ -134,10 +134,20 @@ impl FoldedEngine {
         // the output strides do not alias.
         unsafe {
             matrixmultiply::sgemm(
-                rows, d, hs, 1.0,
-                cands.as_ptr(), stride as isize, 1,
-                self.layer1.as_ptr(), hs as isize, 1,
-                0.0, self.hidden_block.as_mut_ptr(), hs as isize, 1,
+                rows,
+                d,
+                hs,
+                1.0,
+                cands.as_ptr(),
+                stride as isize,
+                1,
+                self.layer1.as_ptr(),
+                hs as isize,
+                1,
+                0.0,
+                self.hidden_block.as_mut_ptr(),
+                hs as isize,
+                1,
             );
         }
         for row in self.hidden_block[..rows * hs].chunks_exact_mut(hs) {
@@ -149,20 +159,40 @@ impl FoldedEngine {
         // `heads` is `h × 5`; `head_block` is `BLOCK × 5`.
         unsafe {
             matrixmultiply::sgemm(
-                rows, h, 5, 1.0,
-                self.hidden_block.as_ptr(), hs as isize, 1,
-                self.heads.as_ptr(), 5, 1,
-                0.0, self.head_block.as_mut_ptr(), 5, 1,
+                rows,
+                h,
+                5,
+                1.0,
+                self.hidden_block.as_ptr(),
+                hs as isize,
+                1,
+                self.heads.as_ptr(),
+                5,
+                1,
+                0.0,
+                self.head_block.as_mut_ptr(),
+                5,
+                1,
             );
         }
         if self.similarity == Similarity::Cosine {
             // SAFETY: `fc2` is `d × h`, read transposed as `h × d`; `delta_block` is `BLOCK × d`.
             unsafe {
                 matrixmultiply::sgemm(
-                    rows, h, d, 1.0,
-                    self.hidden_block.as_ptr(), hs as isize, 1,
-                    self.fc2.as_ptr(), 1, h as isize,
-                    0.0, self.delta_block.as_mut_ptr(), d as isize, 1,
+                    rows,
+                    h,
+                    d,
+                    1.0,
+                    self.hidden_block.as_ptr(),
+                    hs as isize,
+                    1,
+                    self.fc2.as_ptr(),
+                    1,
+                    h as isize,
+                    0.0,
+                    self.delta_block.as_mut_ptr(),
+                    d as isize,
+                    1,
                 );
             }
         }

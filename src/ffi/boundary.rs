@@ -159,7 +159,12 @@ pub(crate) unsafe fn optional_input<'a, T>(
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to `len` writable values not aliased by any other argument.
-pub(crate) unsafe fn output_slice<'a, T>(ptr: *mut T, len: usize, name: &str, len_name: &str) -> Result<Option<&'a mut [T]>> {
+pub(crate) unsafe fn output_slice<'a, T>(
+    ptr: *mut T,
+    len: usize,
+    name: &str,
+    len_name: &str,
+) -> Result<Option<&'a mut [T]>> {
     if ptr.is_null() && len == 0 {
         return Ok(None);
     }
@@ -176,10 +181,7 @@ fn check_buffer<T>(ptr: *const T, len: usize, name: &str, len_name: &str) -> Res
         return Err(Error::new(ErrorKind::NullPointer, format!("{name} is NULL but {len_name} is {len}")));
     }
     if (ptr as usize) % std::mem::align_of::<T>() != 0 {
-        return Err(Error::invalid_argument(format!(
-            "{name} is not aligned to {} bytes",
-            std::mem::align_of::<T>()
-        )));
+        return Err(Error::invalid_argument(format!("{name} is not aligned to {} bytes", std::mem::align_of::<T>())));
     }
     if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|bytes| bytes > isize::MAX as usize) {
         return Err(Error::invalid_argument(format!("{len_name} = {len} is larger than any {name} buffer can be")));

@@ -19,6 +19,9 @@ mod session;
 
 pub use boundary::{rrra_last_error, rrra_status, rrra_status_name, rrra_version};
 pub use corpus::{rrra_corpus, rrra_corpus_free, rrra_corpus_new};
-pub use model::{rrra_model, rrra_model_free, rrra_model_info, rrra_model_info_get, rrra_activation, rrra_similarity, rrra_base_transform, rrra_model_load_bytes, rrra_model_load_file};
+pub use model::{
+    rrra_activation, rrra_base_transform, rrra_model, rrra_model_free, rrra_model_info, rrra_model_info_get,
+    rrra_model_load_bytes, rrra_model_load_file, rrra_similarity,
+};
 pub use sampler::{rrra_sample_negatives, RRRA_NOT_DRAWN};
 pub use session::*;

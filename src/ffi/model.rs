@@ -91,9 +91,8 @@ pub unsafe extern "C" fn rrra_model_load_file(path: *const c_char, model_out: *m
             return Err(null_pointer("model_out"));
         }
         // SAFETY: non-NULL and NUL-terminated per the contract.
-        let path = unsafe { CStr::from_ptr(path) }
-            .to_str()
-            .map_err(|_| Error::invalid_argument("path is not valid UTF-8"))?;
+        let path =
+            unsafe { CStr::from_ptr(path) }.to_str().map_err(|_| Error::invalid_argument("path is not valid UTF-8"))?;
         let adapter = Adapter::from_file(path)?;
         // SAFETY: model_out checked non-NULL above.
         unsafe { write_handle(model_out, rrra_model::new(adapter)) };

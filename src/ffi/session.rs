@@ -2,8 +2,7 @@
 
 use super::boundary::{
     check_disjoint, extent, free_handle, guard, input_slice, null_pointer, optional_input, output_slice, read_struct,
-    rrra_status, Extent,
-    write_handle,
+    rrra_status, write_handle, Extent,
 };
 use super::corpus::rrra_corpus;
 use super::model::{base_transform_from_code, rrra_model};
@@ -288,20 +287,25 @@ unsafe fn with_batch<R>(
     // SAFETY: see `score_options`.
     let b = unsafe { read_struct(batch, "batch") }?;
     let queries = unsafe { input_slice(b.queries, b.queries_len, "batch->queries", "batch->queries_len") }?;
-    let counts = unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts", "batch->n_queries") }?;
-    let base = unsafe { optional_input(b.base_scores, b.base_scores_len, "batch->base_scores", "batch->base_scores_len") }?;
+    let counts =
+        unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts", "batch->n_queries") }?;
+    let base =
+        unsafe { optional_input(b.base_scores, b.base_scores_len, "batch->base_scores", "batch->base_scores_len") }?;
     let corpus_view;
     let mut corpus_extent = None;
     let (candidates, candidates_extent) = match (b.candidates.is_null(), b.corpus.is_null()) {
         (false, true) => {
-            let data = unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates", "batch->candidates_len") }?;
+            let data =
+                unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates", "batch->candidates_len") }?;
             (Candidates::Dense { data, row_stride: b.candidate_stride }, extent("batch->candidates", data))
         }
         (true, false) => {
             // SAFETY: a live corpus per the contract; its rows are kept valid by the caller.
             corpus_view = unsafe { (*b.corpus).view() }?;
             corpus_extent = Some(unsafe { (*b.corpus).extent() });
-            let ids = unsafe { input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids", "batch->candidate_ids_len") }?;
+            let ids = unsafe {
+                input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids", "batch->candidate_ids_len")
+            }?;
             (Candidates::ById { corpus: &corpus_view, ids }, extent("batch->candidate_ids", ids))
         }
         (false, false) => {
@@ -351,10 +355,14 @@ pub unsafe extern "C" fn rrra_session_rerank(
         let options = unsafe { score_options(options) }?;
         let o = unsafe { read_struct(outputs, "outputs") }?;
         let mut out = RerankOutputs {
-            log_s_rr: unsafe { output_slice(o.log_s_rr, o.log_s_rr_len, "outputs->log_s_rr", "outputs->log_s_rr_len") }?,
+            log_s_rr: unsafe {
+                output_slice(o.log_s_rr, o.log_s_rr_len, "outputs->log_s_rr", "outputs->log_s_rr_len")
+            }?,
             s_a: unsafe { output_slice(o.s_a, o.s_a_len, "outputs->s_a", "outputs->s_a_len") }?,
             s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn", "outputs->s_fn_len") }?,
-            class_probs: unsafe { output_slice(o.class_probs, o.class_probs_len, "outputs->class_probs", "outputs->class_probs_len") }?,
+            class_probs: unsafe {
+                output_slice(o.class_probs, o.class_probs_len, "outputs->class_probs", "outputs->class_probs_len")
+            }?,
             order: unsafe { output_slice(o.order, o.order_len, "outputs->order", "outputs->order_len") }?,
         };
         unsafe {
@@ -405,10 +413,19 @@ pub unsafe extern "C" fn rrra_session_resample(
         };
         let o = unsafe { read_struct(outputs, "outputs") }?;
         let mut out = ResampleOutputs {
-            log_s_rs: unsafe { output_slice(o.log_s_rs, o.log_s_rs_len, "outputs->log_s_rs", "outputs->log_s_rs_len") }?,
+            log_s_rs: unsafe {
+                output_slice(o.log_s_rs, o.log_s_rs_len, "outputs->log_s_rs", "outputs->log_s_rs_len")
+            }?,
             s_fn: unsafe { output_slice(o.s_fn, o.s_fn_len, "outputs->s_fn", "outputs->s_fn_len") }?,
             samples: unsafe { output_slice(o.samples, o.samples_len, "outputs->samples", "outputs->samples_len") }?,
-            sample_counts: unsafe { output_slice(o.sample_counts, o.sample_counts_len, "outputs->sample_counts", "outputs->sample_counts_len") }?,
+            sample_counts: unsafe {
+                output_slice(
+                    o.sample_counts,
+                    o.sample_counts_len,
+                    "outputs->sample_counts",
+                    "outputs->sample_counts_len",
+                )
+            }?,
         };
         unsafe {
             with_batch(batch, |batch, inputs| {

@@ -59,19 +59,23 @@ macro_rules! named_enum {
     };
 }
 
-named_enum!(Activation, "activation", [
-    (Activation::Relu, "relu"),
-    (Activation::Gelu, "gelu"),
-    (Activation::GeluTanh, "gelu_tanh"),
-    (Activation::Silu, "silu"),
-    (Activation::Tanh, "tanh")
-]);
+named_enum!(
+    Activation,
+    "activation",
+    [
+        (Activation::Relu, "relu"),
+        (Activation::Gelu, "gelu"),
+        (Activation::GeluTanh, "gelu_tanh"),
+        (Activation::Silu, "silu"),
+        (Activation::Tanh, "tanh")
+    ]
+);
 named_enum!(Similarity, "similarity", [(Similarity::Dot, "dot"), (Similarity::Cosine, "cosine")]);
-named_enum!(BaseTransform, "base_transform", [
-    (BaseTransform::Identity, "identity"),
-    (BaseTransform::Sigmoid, "sigmoid"),
-    (BaseTransform::Softmax, "softmax")
-]);
+named_enum!(
+    BaseTransform,
+    "base_transform",
+    [(BaseTransform::Identity, "identity"), (BaseTransform::Sigmoid, "sigmoid"), (BaseTransform::Softmax, "softmax")]
+);
 
 /// Everything in an adapter file besides its weights.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,12 +171,14 @@ impl AdapterConfig {
 
     /// Reads the `__metadata__` map of an adapter file.
     pub(crate) fn from_metadata(map: &HashMap<String, String>) -> Result<AdapterConfig> {
-        let require = |key: &str, want: &str| match map.get(key) {
+        let require = |key: &str, want: &str| {
+            match map.get(key) {
             Some(v) if v == want => Ok(()),
             Some(v) => Err(Error::invalid_model(format!("metadata '{key}': expected '{want}', got '{v}'"))),
             None => Err(Error::invalid_model(format!(
                 "metadata '{key}' is missing (an adapter file declares format = '{FORMAT}', format_version = '{FORMAT_VERSION}')"
             ))),
+        }
         };
         require("format", FORMAT)?;
         require("format_version", FORMAT_VERSION)?;
@@ -182,16 +188,20 @@ impl AdapterConfig {
                 None => Ok(default),
                 Some(text) => match text.trim().parse::<f64>() {
                     Ok(v) if v.is_finite() => Ok(v),
-                    _ => Err(Error::invalid_model(format!(
-                        "metadata '{key}': expected a finite number, got '{text}'"
-                    ))),
+                    _ => Err(Error::invalid_model(format!("metadata '{key}': expected a finite number, got '{text}'"))),
                 },
             }
         };
         let in_metadata = |e: Error| Error::invalid_model(format!("metadata '{}", e.message().replacen(':', "':", 1)));
         let mut config = AdapterConfig {
-            activation: map.get("activation").map_or(Ok(Activation::Relu), |v| Activation::from_name(v)).map_err(in_metadata)?,
-            similarity: map.get("similarity").map_or(Ok(Similarity::Dot), |v| Similarity::from_name(v)).map_err(in_metadata)?,
+            activation: map
+                .get("activation")
+                .map_or(Ok(Activation::Relu), |v| Activation::from_name(v))
+                .map_err(in_metadata)?,
+            similarity: map
+                .get("similarity")
+                .map_or(Ok(Similarity::Dot), |v| Similarity::from_name(v))
+                .map_err(in_metadata)?,
             adapter_mu: real("adapter_mu", 0.0)?,
             adapter_tau: real("adapter_tau", 1.0)?,
             base_transform: map

@@ -31,7 +31,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Adapter> {
     let unexpected: Vec<&str> = names.iter().copied().filter(|n| !TENSOR_NAMES.contains(n)).collect();
     let found_instead = || match unexpected.as_slice() {
         [] => String::new(),
-        names => format!(" (the file has {} instead)", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
+        names => {
+            format!(" (the file has {} instead)", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))
+        }
     };
     if let Some(missing) = TENSOR_NAMES.iter().find(|n| !names.contains(n)) {
         return Err(Error::invalid_model(format!("missing tensor '{missing}'{}", found_instead())));
@@ -140,9 +142,7 @@ fn describe_format_error(e: SafeTensorError) -> Error {
         SafeTensorError::InvalidOffset(name) => format!(
             "tensor '{name}': data offsets are invalid (tensors must be stored back to back, in order, without overlap)"
         ),
-        SafeTensorError::TensorInvalidInfo => {
-            "a tensor's data offsets do not match its shape and dtype".to_string()
-        }
+        SafeTensorError::TensorInvalidInfo => "a tensor's data offsets do not match its shape and dtype".to_string(),
         SafeTensorError::MetadataIncompleteBuffer => {
             "tensor data does not end where the file ends (truncated file or trailing bytes)".to_string()
         }

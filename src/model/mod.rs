@@ -32,6 +32,27 @@ pub struct AdapterWeights {
 }
 
 impl AdapterWeights {
+    /// Weights drawn like PyTorch's default `nn.Linear` initialisation (weights and biases
+    /// uniform in ±1/√fan_in), deterministic in `seed`. For examples, benchmarks and tests:
+    /// an untrained adapter reranks with noise.
+    pub fn random(dim: usize, hidden: usize, seed: u64) -> AdapterWeights {
+        let mut rng = crate::sampler::SplitMix64::new(seed);
+        let mut draw = |n: usize, fan_in: usize| -> Vec<f32> {
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            (0..n).map(|_| rng.next_symmetric(bound)).collect()
+        };
+        AdapterWeights {
+            dim,
+            hidden,
+            fc1_weight: draw(hidden * 3 * dim, 3 * dim),
+            fc1_bias: draw(hidden, 3 * dim),
+            fc2_weight: draw(dim * hidden, hidden),
+            fc2_bias: draw(dim, hidden),
+            classifier_weight: draw(4 * hidden, hidden),
+            classifier_bias: draw(4, hidden),
+        }
+    }
+
     /// Tensor names, shapes and data in file order, so loader and saver agree on one table.
     pub(crate) fn tensors(&self) -> [(&'static str, [usize; 2], &[f32]); 6] {
         let (d, h) = (self.dim, self.hidden);

@@ -3,6 +3,7 @@
 //! call). `benches/onnx_baseline.py` runs it with `--json` next to ONNX Runtime.
 
 use super::{failed, json_string, parse_engine, print, usage, Failure, Parsed};
+use rrra::sampler::SplitMix64;
 use rrra::{Adapter, AdapterConfig, AdapterWeights, Batch, RerankOutputs, ScoreOptions, Session, SessionOptions};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -40,50 +41,14 @@ const MAX_CANDIDATE_VALUES: usize = 1 << 30;
 const WARMUP_CALLS: usize = 3;
 const WARMUP_TIME: Duration = Duration::from_millis(200);
 
-/// SplitMix64: tiny, seedable, and good enough for benchmark data.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// `rows` rows of `dim` uniform values, each scaled to unit L2 norm like a normalised embedding.
+fn unit_rows(rng: &mut SplitMix64, rows: usize, dim: usize) -> Vec<f32> {
+    let mut data: Vec<f32> = (0..rows * dim).map(|_| rng.next_symmetric(1.0)).collect();
+    for row in data.chunks_exact_mut(dim) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        row.iter_mut().for_each(|x| *x /= norm);
     }
-    /// Uniform in [-bound, bound).
-    fn uniform(&mut self, bound: f32) -> f32 {
-        let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32; // [0, 1), exact in f32
-        (unit * 2.0 - 1.0) * bound
-    }
-    fn vec(&mut self, n: usize, bound: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(bound)).collect()
-    }
-    /// `rows` rows of `dim` values, each scaled to unit L2 norm like a normalised embedding.
-    fn unit_rows(&mut self, rows: usize, dim: usize) -> Vec<f32> {
-        let mut data = self.vec(rows * dim, 1.0);
-        for row in data.chunks_exact_mut(dim) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-        data
-    }
-}
-
-/// PyTorch's default `nn.Linear` initialisation: weights and biases uniform in ±1/sqrt(fan_in).
-fn random_adapter(d: usize, h: usize, rng: &mut SplitMix64) -> Result<Adapter, Failure> {
-    let bound = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
-    let weights = AdapterWeights {
-        dim: d,
-        hidden: h,
-        fc1_weight: rng.vec(h * 3 * d, bound(3 * d)),
-        fc1_bias: rng.vec(h, bound(3 * d)),
-        fc2_weight: rng.vec(d * h, bound(h)),
-        fc2_bias: rng.vec(d, bound(h)),
-        classifier_weight: rng.vec(4 * h, bound(h)),
-        classifier_bias: rng.vec(4, bound(h)),
-    };
-    Ok(Adapter::new(weights, AdapterConfig::default())?)
+    data
 }
 
 /// The `p`-quantile of sorted samples, interpolating between neighbours.
@@ -139,10 +104,11 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         return Err(usage(format!("--d {d} × --h {h}: the adapter would exceed the bench's 4 GiB limit")));
     }
 
-    let mut rng = SplitMix64(seed);
-    let adapter = Arc::new(random_adapter(d, h, &mut rng)?);
-    let queries = rng.unit_rows(n, d);
-    let candidates = rng.unit_rows(candidate_values / d, d);
+    let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, seed), AdapterConfig::default())?);
+    // Data from a stream of its own, so the adapter does not depend on the data's shape.
+    let mut rng = SplitMix64::new(seed ^ 0xDA7A);
+    let queries = unit_rows(&mut rng, n, d);
+    let candidates = unit_rows(&mut rng, candidate_values / d, d);
     let mut session = Session::new(adapter, SessionOptions { engine })?;
     let (mut log_s_rr, mut order) = (vec![0.0f32; k], vec![0u32; k]);
     let counts = [k];
