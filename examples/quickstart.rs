@@ -38,8 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out = session.rerank(&batch, &ScoreOptions::default())?;
     println!("\n pos  base   s_A    s_FN   log s_RR");
-    for i in 0..k {
-        println!("{i:>4}  {:.2}  {:.3}  {:.3}  {:>8.4}", base[i], out.s_a[i], out.s_fn[i], out.log_s_rr[i]);
+    for (i, b) in base.iter().enumerate() {
+        println!("{i:>4}  {b:.2}  {:.3}  {:.3}  {:>8.4}", out.s_a[i], out.s_fn[i], out.log_s_rr[i]);
     }
     println!("reranked order (input positions, best first): {:?}", out.order);
 
