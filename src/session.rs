@@ -104,6 +104,12 @@ fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Res
     }
 }
 
+/// A numeric failure at batch-wide candidate `i`, located for the caller.
+fn numeric_error(batch: &Batch<'_>, i: usize, what: &str) -> Error {
+    let (query, position) = batch.locate(i);
+    Error::new(crate::ErrorKind::Numeric, format!("{what} at query {query}, position {position}"))
+}
+
 fn copy_out<T: Copy>(dst: &mut Option<&mut [T]>, src: &[T]) {
     if let Some(dst) = dst {
         dst.copy_from_slice(src);
@@ -137,11 +143,7 @@ impl Session {
         if let Some(i) = s.raw.iter().position(|r| {
             !(r.sim_adapted.is_finite() && r.sim_candidate.is_finite() && r.logits.iter().all(|l| l.is_finite()))
         }) {
-            let (query, position) = batch.locate(i);
-            return Err(Error::new(
-                crate::ErrorKind::Numeric,
-                format!("forward pass overflowed at query {query}, position {position}: inputs or weights too large for f32"),
-            ));
+            return Err(numeric_error(batch, i, "the forward pass overflowed f32 (inputs or weights too large)"));
         }
         s.log_base.clear();
         s.log_base.resize(total, 0.0);
@@ -187,11 +189,7 @@ impl Session {
         );
         // Checked as the f32 the caller receives: a finite f64 may still overflow f32.
         if let Some(i) = s.score.iter().position(|&x| !(x as f32).is_finite()) {
-            let (query, position) = batch.locate(i);
-            return Err(Error::new(
-                crate::ErrorKind::Numeric,
-                format!("log s_RR is not finite at query {query}, position {position}"),
-            ));
+            return Err(numeric_error(batch, i, "log s_RR is not finite"));
         }
         s.order.clear();
         s.order.resize(total, 0);
@@ -293,11 +291,7 @@ impl Session {
             s.score_f32.push((log_b + penalty) as f32);
         }
         if let Some(i) = s.score_f32.iter().position(|x| !x.is_finite()) {
-            let (query, position) = batch.locate(i);
-            return Err(Error::new(
-                crate::ErrorKind::Numeric,
-                format!("log s_RS is not finite at query {query}, position {position}"),
-            ));
+            return Err(numeric_error(batch, i, "log s_RS is not finite"));
         }
         // Scratch keeps min(n, k) slots per query: a query cannot yield more draws than it has
         // candidates, so a huge `samples_per_query` costs nothing until it is written out.
