@@ -62,7 +62,7 @@ fn main() {
         let flops = 2.0 * k as f64 * (3.0 * (d * h) as f64 + (d * h) as f64 + 4.0 * h as f64);
         let mut reference = None;
         for engine in [EngineKind::Reference, EngineKind::Folded] {
-            let options = SessionOptions { engine: EnginePreference::Force(engine) };
+            let options = SessionOptions { engine: EnginePreference::Force(engine), ..Default::default() };
             let mut session = Session::new(adapter.clone(), options).expect("session");
             let time = median(reps, || {
                 let mut out =

@@ -193,6 +193,9 @@ typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
   uint32_t engine;
+  // Threads one call may use, splitting a batch's queries between them; 0 means 1, the
+  // default. Threads are started per call: worth it for batches of many queries.
+  uint32_t threads;
 } rrra_session_options;
 
 // A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.

@@ -215,6 +215,24 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// The sub-batch of queries `queries`, whose candidates are batch-wide `candidates`.
+    pub(crate) fn slice(&self, queries: std::ops::Range<usize>, candidates: std::ops::Range<usize>) -> Batch<'a> {
+        let candidate_rows = match self.candidates {
+            Candidates::Dense { data, row_stride } => Candidates::Dense {
+                data: data.get(candidates.start * row_stride..).unwrap_or(&[]),
+                row_stride,
+            },
+            Candidates::ById { corpus, ids } => Candidates::ById { corpus, ids: &ids[candidates.clone()] },
+        };
+        Batch {
+            dim: self.dim,
+            queries: &self.queries[queries.start * self.dim..queries.end * self.dim],
+            candidate_counts: &self.candidate_counts[queries],
+            candidates: candidate_rows,
+            base_scores: self.base_scores.map(|b| &b[candidates]),
+        }
+    }
+
     /// (query, position within its list) of batch-wide candidate `i`.
     pub(crate) fn locate(&self, i: usize) -> (usize, usize) {
         let mut start = 0;

@@ -10,9 +10,20 @@ use crate::scores::{self, ScoreOptions, ScoreParams};
 use std::sync::Arc;
 
 /// How a session is set up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
     pub engine: EnginePreference,
+    /// Threads a call may use, splitting a batch's queries between them (at least 1). The
+    /// default is 1: search engines run their own thread pools, and a library that starts
+    /// threads behind their back oversubscribes the machine. Threads are started per call, so
+    /// more than 1 pays off for batches of many queries, not for one short list.
+    pub threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { engine: EnginePreference::Auto, threads: 1 }
+    }
 }
 
 /// Caller buffers for [`Session::rerank_into`]; `None` skips that output.
@@ -90,7 +101,8 @@ struct Scratch {
 
 pub struct Session {
     adapter: Arc<Adapter>,
-    engine: Box<dyn Engine>,
+    /// One engine per thread.
+    engines: Vec<Box<dyn Engine>>,
     engine_reason: String,
     scratch: Scratch,
 }
@@ -102,6 +114,35 @@ fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Res
         }
         _ => Ok(()),
     }
+}
+
+/// Runs the engines over the batch, splitting its queries into one contiguous share per
+/// engine with about equal candidate counts.
+fn run_engines(engines: &mut [Box<dyn Engine>], adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
+    let total = out.len();
+    let busy = engines.len().min(batch.candidate_counts.iter().filter(|&&k| k > 0).count());
+    if busy <= 1 {
+        return engines[0].forward(adapter, batch, out);
+    }
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(busy);
+        let (mut query, mut candidate, mut rest) = (0, 0, out);
+        for (share, engine) in engines[..busy].iter_mut().enumerate() {
+            // This share ends at the first query boundary past its fraction of the candidates.
+            let target = total * (share + 1) / busy;
+            let (first_query, first_candidate) = (query, candidate);
+            while query < batch.query_count() && (candidate < target || share + 1 == busy) {
+                candidate += batch.candidate_counts[query];
+                query += 1;
+            }
+            let sub = batch.slice(first_query..query, first_candidate..candidate);
+            let (mine, others) = std::mem::take(&mut rest).split_at_mut(candidate - first_candidate);
+            rest = others;
+            handles.push(scope.spawn(move || engine.forward(adapter, &sub, mine)));
+        }
+        // A panic in a worker resumes here, inside the caller's panic boundary.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 /// A numeric failure at batch-wide candidate `i`, located for the caller.
@@ -118,15 +159,22 @@ fn copy_out<T: Copy>(dst: &mut Option<&mut [T]>, src: &[T]) {
 
 impl Session {
     pub fn new(adapter: Arc<Adapter>, options: SessionOptions) -> Result<Session> {
-        let (engine, engine_reason) = engine::select(&adapter, options.engine)?;
-        Ok(Session { adapter, engine, engine_reason, scratch: Scratch::default() })
+        if options.threads == 0 {
+            return Err(Error::invalid_argument("threads: must be at least 1"));
+        }
+        let (engines, engine_reason) = engine::select(&adapter, options.engine, options.threads)?;
+        Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
     }
 
     pub fn adapter(&self) -> &Arc<Adapter> {
         &self.adapter
     }
     pub fn engine(&self) -> EngineKind {
-        self.engine.kind()
+        self.engines[0].kind()
+    }
+    /// Threads a call may use.
+    pub fn threads(&self) -> usize {
+        self.engines.len()
     }
     /// Why this engine was chosen, and why the others were not.
     pub fn engine_reason(&self) -> &str {
@@ -139,7 +187,7 @@ impl Session {
         let s = &mut self.scratch;
         s.raw.clear();
         s.raw.resize(total, PairRaw::default());
-        self.engine.forward(&self.adapter, batch, &mut s.raw)?;
+        run_engines(&mut self.engines, &self.adapter, batch, &mut s.raw)?;
         if let Some(i) = s.raw.iter().position(|r| {
             !(r.sim_adapted.is_finite() && r.sim_candidate.is_finite() && r.logits.iter().all(|l| l.is_finite()))
         }) {

@@ -484,7 +484,7 @@ fn bench_times_each_engine_on_a_tiny_shape() {
     let help = stdout(&rrra(&["help"]));
     assert!(help.contains("rrra bench") && help.contains("bench "), "{help}");
     let bench_help = stdout(&rrra(&["help", "bench"]));
-    for flag in ["--d", "--h", "--k", "--queries", "--threads", "--dtype", "--engine", "--seed", "--json"] {
+    for flag in ["--d", "--h", "--k", "--queries", "--batch", "--threads", "--dtype", "--engine", "--seed", "--json"] {
         assert!(bench_help.contains(flag), "bench usage lacks {flag}");
     }
     assert_eq!(stdout(&rrra(&["bench", "--help"])), bench_help);
@@ -499,7 +499,8 @@ fn bench_times_each_engine_on_a_tiny_shape() {
             "--h=4",
             "--k=9",
             "--queries=4",
-            "--threads=1",
+            "--batch=3",
+            "--threads=2",
             "--dtype=f32",
             "--seed=7",
             "--engine",
@@ -508,7 +509,7 @@ fn bench_times_each_engine_on_a_tiny_shape() {
         ]));
         let rest = json::value(text.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{text}"));
         assert!(rest.is_empty(), "trailing text after the JSON value: {rest}");
-        for (key, want) in [("d", 6.0), ("h", 4.0), ("k", 9.0), ("queries", 4.0), ("threads", 1.0), ("seed", 7.0)] {
+        for (key, want) in [("d", 6.0), ("h", 4.0), ("k", 9.0), ("queries", 4.0), ("batch", 3.0), ("threads", 2.0), ("seed", 7.0)] {
             assert_eq!(json_number(&text, key), want, "{key} in {text}");
         }
         assert!(text.contains("\"dtype\": \"f32\""), "{text}");
@@ -531,8 +532,8 @@ fn bench_refuses_what_it_cannot_run() {
     };
     let cases: Vec<(Vec<String>, &str)> = vec![
         // Configurations that do not exist yet are refused, never silently run as something else.
-        (bench(&["--k", "5", "--threads", "2"]), "--threads: only 1 is supported until the threaded engine lands"),
-        (bench(&["--k", "5", "--threads", "0"]), "--threads: only 1 is supported"),
+        (bench(&["--k", "5", "--threads", "0"]), "--threads: expected a positive integer, got 0"),
+        (bench(&["--k", "5", "--batch", "0"]), "--batch: expected a positive integer, got 0"),
         (bench(&["--k", "5", "--threads", "two"]), "--threads: expected a positive integer"),
         (bench(&["--k", "5", "--dtype", "f16"]), "--dtype: only f32 is supported"),
         (bench(&["--k", "5", "--dtype", "bf16"]), "--dtype: only f32 is supported"),
@@ -581,7 +582,7 @@ fn rerank_runs_the_engine_asked_for() {
             "--out",
             out.to_str().unwrap(),
         ]));
-        let options = SessionOptions { engine: EnginePreference::Force(kind) };
+        let options = SessionOptions { engine: EnginePreference::Force(kind), ..Default::default() };
         let mut session = Session::new(adapter.clone(), options).unwrap();
         let expected =
             session.rerank(&Batch::dense(D, &queries, &[5, 5], &candidates), &ScoreOptions::default()).unwrap();

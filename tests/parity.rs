@@ -79,7 +79,7 @@ impl Fixture {
     }
 
     fn session(&self, engine: EngineKind) -> Session {
-        let options = SessionOptions { engine: EnginePreference::Force(engine) };
+        let options = SessionOptions { engine: EnginePreference::Force(engine), ..Default::default() };
         let session = Session::new(self.adapter.clone(), options).expect("session");
         assert_eq!(session.engine(), engine);
         session
@@ -1393,7 +1393,7 @@ fn one_adapter_four_threads_bit_identical() {
     let threaded: Vec<Vec<(Reranked, Resampled)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|t| {
-                let options = SessionOptions { engine: EnginePreference::Force(engine_of(t)) };
+                let options = SessionOptions { engine: EnginePreference::Force(engine_of(t)), ..Default::default() };
                 let adapter = Arc::clone(&fix.adapter);
                 scope.spawn(move || run_all(&mut Session::new(adapter, options).unwrap(), 2))
             })
@@ -1410,6 +1410,41 @@ fn one_adapter_four_threads_bit_identical() {
             );
         }
     }
+}
+
+#[test]
+fn threaded_sessions_bit_identical_to_one_thread() {
+    // A session with several threads splits each batch's queries between them; the split must
+    // not change a single bit, whatever the layout, with empty lists at the split points.
+    let mut rng = TestRng::new(21);
+    let config = random_config(&mut rng, Activation::Silu, Similarity::Dot, BaseTransform::Softmax);
+    let fix = Fixture::random(&mut rng, 7, 5, config, 1.0);
+    let counts = [3, 0, 40, 1, 0, 17, 300, 2, 0];
+    let case = Case::random(&mut rng, 7, &counts, Embeddings::Normalised, BaseScores::Absent);
+    let spec = RequestSpec::random(&mut rng, case.total());
+    let options = ScoreOptions::default();
+    for engine in ENGINES {
+        for layout in LAYOUTS {
+            let run = |session: &mut Session| {
+                with_batch(&case, layout, |b| {
+                    (session.rerank(b, &options).unwrap(), session.resample(b, &options, &spec.request()).unwrap())
+                })
+            };
+            let (rr0, rs0) = run(&mut fix.session(engine));
+            for threads in [2, 3, 9, 16] {
+                let settings = SessionOptions { engine: EnginePreference::Force(engine), threads };
+                let mut session = Session::new(fix.adapter.clone(), settings).unwrap();
+                assert_eq!(session.threads(), threads);
+                let (rr, rs) = run(&mut session);
+                assert!(
+                    same_rerank(&rr, &rr0) && same_resample(&rs, &rs0),
+                    "{engine:?}, {layout:?}, {threads} threads: differs from one thread"
+                );
+            }
+        }
+    }
+    let zero = SessionOptions { threads: 0, ..Default::default() };
+    assert_eq!(Session::new(fix.adapter.clone(), zero).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
 }
 
 // =============================================================================================

@@ -12,12 +12,14 @@ use super::{Engine, EngineKind, PairRaw};
 use crate::batch::{Batch, Candidates};
 use crate::error::Result;
 use crate::model::{Activation, Adapter, Similarity};
+use std::sync::Arc;
 
 /// Candidates per GEMM call: large enough to amortise packing, small enough that a block's
 /// hidden activations (`BLOCK × h` floats) stay in L2.
 const BLOCK: usize = 256;
 
-pub(crate) struct FoldedEngine {
+/// What the engine precomputes from an adapter once; shared by every thread's engine.
+pub(crate) struct FoldedWeights {
     dim: usize,
     hidden: usize,
     activation: Activation,
@@ -32,12 +34,19 @@ pub(crate) struct FoldedEngine {
     /// `fc2.weight`, `[d × h]`.
     fc2: Vec<f32>,
     fc2_bias: Vec<f32>,
+    /// `[h × 5]`: the classifier rows as columns; column 4 is left for `u_q`.
+    heads: Vec<f32>,
     classifier_bias: [f32; 4],
+}
+
+/// One thread's engine: the shared weights and this thread's scratch.
+pub(crate) struct FoldedEngine {
+    w: Arc<FoldedWeights>,
     /// Per query: `[d × (h + 1)]`, columns `M_qᵀ` then `q`.
     layer1: Vec<f32>,
     /// Per query: `v_q = (W_a + W_c)·q + b₁`.
     layer1_bias: Vec<f32>,
-    /// `[h × 5]`: the classifier rows as columns, then `u_q` (dot similarity only).
+    /// `[h × 5]`: the classifier rows as columns, then this query's `u_q` (dot similarity only).
     heads: Vec<f32>,
     /// Gathered candidate rows when they are not one strided matrix.
     gathered: Vec<f32>,
@@ -49,8 +58,8 @@ pub(crate) struct FoldedEngine {
     delta_block: Vec<f32>,
 }
 
-impl FoldedEngine {
-    pub(crate) fn new(adapter: &Adapter) -> Self {
+impl FoldedWeights {
+    pub(crate) fn new(adapter: &Adapter) -> Arc<Self> {
         let (d, h) = (adapter.dim(), adapter.hidden());
         let w = adapter.weights();
         // fc1.weight row j is [W_a | W_b | W_c] row j.
@@ -72,7 +81,7 @@ impl FoldedEngine {
             }
         }
         let config = adapter.config();
-        FoldedEngine {
+        Arc::new(FoldedWeights {
             dim: d,
             hidden: h,
             activation: config.activation,
@@ -83,39 +92,49 @@ impl FoldedEngine {
             fc1_bias: w.fc1_bias.clone(),
             fc2: w.fc2_weight.clone(),
             fc2_bias: w.fc2_bias.clone(),
+            heads,
             classifier_bias: [w.classifier_bias[0], w.classifier_bias[1], w.classifier_bias[2], w.classifier_bias[3]],
+        })
+    }
+}
+
+impl FoldedEngine {
+    pub(crate) fn new(w: Arc<FoldedWeights>) -> Self {
+        let (d, h) = (w.dim, w.hidden);
+        FoldedEngine {
             layer1: vec![0.0; d * (h + 1)],
             layer1_bias: vec![0.0; h],
-            heads,
+            heads: w.heads.clone(),
             gathered: Vec::new(),
             hidden_block: vec![0.0; BLOCK * (h + 1)],
             head_block: vec![0.0; BLOCK * 5],
-            delta_block: match config.similarity {
+            delta_block: match w.similarity {
                 Similarity::Dot => Vec::new(),
                 Similarity::Cosine => vec![0.0; BLOCK * d],
             },
+            w,
         }
     }
 
     /// Folds query `q` into the layer-1 weights and the dot-similarity head.
     fn fold_query(&mut self, q: &[f32]) {
-        let (d, h) = (self.dim, self.hidden);
+        let (d, h) = (self.w.dim, self.w.hidden);
         for (t, row) in self.layer1.chunks_exact_mut(h + 1).enumerate() {
-            let (diff, prod) = (&self.w_diff_t[t * h..][..h], &self.w_prod_t[t * h..][..h]);
+            let (diff, prod) = (&self.w.w_diff_t[t * h..][..h], &self.w.w_prod_t[t * h..][..h]);
             for j in 0..h {
                 row[j] = diff[j] + prod[j] * q[t];
             }
             row[h] = q[t];
         }
         for (j, v) in self.layer1_bias.iter_mut().enumerate() {
-            *v = self.w_sum[j * d..][..d].iter().zip(q).map(|(w, x)| w * x).sum::<f32>() + self.fc1_bias[j];
+            *v = self.w.w_sum[j * d..][..d].iter().zip(q).map(|(w, x)| w * x).sum::<f32>() + self.w.fc1_bias[j];
         }
-        if self.similarity == Similarity::Dot {
+        if self.w.similarity == Similarity::Dot {
             // u_q = W₂ᵀ q, accumulated row by row of W₂ so the reads are contiguous.
             for j in 0..h {
                 self.heads[j * 5 + 4] = 0.0;
             }
-            for (t, row) in self.fc2.chunks_exact(h).enumerate() {
+            for (t, row) in self.w.fc2.chunks_exact(h).enumerate() {
                 for (j, w) in row.iter().enumerate() {
                     self.heads[j * 5 + 4] += w * q[t];
                 }
@@ -125,7 +144,7 @@ impl FoldedEngine {
 
     /// Scores `rows` candidates, row `i` at `cands[i * stride..][..d]`, into `out`.
     fn score_block(&mut self, q: &[f32], q_bias: f32, q_norm: f32, cands: &[f32], stride: usize, out: &mut [PairRaw]) {
-        let (d, h) = (self.dim, self.hidden);
+        let (d, h) = (self.w.dim, self.w.hidden);
         let rows = out.len();
         let hs = h + 1;
         // SAFETY: every matrix below lies inside its slice: `cands` holds `rows` rows of `d`
@@ -152,7 +171,7 @@ impl FoldedEngine {
         }
         for row in self.hidden_block[..rows * hs].chunks_exact_mut(hs) {
             for (x, b) in row[..h].iter_mut().zip(&self.layer1_bias) {
-                *x = activate(self.activation, *x + b);
+                *x = activate(self.w.activation, *x + b);
             }
         }
         // SAFETY: `hidden_block` rows are `h + 1` apart and the first `h` entries are read;
@@ -175,7 +194,7 @@ impl FoldedEngine {
                 1,
             );
         }
-        if self.similarity == Similarity::Cosine {
+        if self.w.similarity == Similarity::Cosine {
             // SAFETY: `fc2` is `d × h`, read transposed as `h × d`; `delta_block` is `BLOCK × d`.
             unsafe {
                 matrixmultiply::sgemm(
@@ -186,7 +205,7 @@ impl FoldedEngine {
                     self.hidden_block.as_ptr(),
                     hs as isize,
                     1,
-                    self.fc2.as_ptr(),
+                    self.w.fc2.as_ptr(),
                     1,
                     h as isize,
                     0.0,
@@ -199,15 +218,15 @@ impl FoldedEngine {
         for (i, o) in out.iter_mut().enumerate() {
             let head = &self.head_block[i * 5..][..5];
             let q_dot_c = self.hidden_block[i * hs + h];
-            let logits = [0, 1, 2, 3].map(|c| head[c] + self.classifier_bias[c]);
-            let (sim_adapted, sim_candidate) = match self.similarity {
+            let logits = [0, 1, 2, 3].map(|c| head[c] + self.w.classifier_bias[c]);
+            let (sim_adapted, sim_candidate) = match self.w.similarity {
                 Similarity::Dot => (q_dot_c + head[4] + q_bias, q_dot_c),
                 Similarity::Cosine => {
                     let c = &cands[i * stride..][..d];
                     let delta = &self.delta_block[i * d..][..d];
                     let (mut q_dot_a, mut a_sq, mut c_sq) = (0.0f32, 0.0f32, 0.0f32);
                     for t in 0..d {
-                        let a = c[t] + delta[t] + self.fc2_bias[t];
+                        let a = c[t] + delta[t] + self.w.fc2_bias[t];
                         q_dot_a += q[t] * a;
                         a_sq += a * a;
                         c_sq += c[t] * c[t];
@@ -226,7 +245,7 @@ impl Engine for FoldedEngine {
     }
 
     fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
-        let d = self.dim;
+        let d = self.w.dim;
         let mut start = 0;
         for (qi, &k) in batch.candidate_counts.iter().enumerate() {
             if k == 0 {
@@ -234,7 +253,7 @@ impl Engine for FoldedEngine {
             }
             let q = batch.query(qi);
             self.fold_query(q);
-            let q_bias: f32 = q.iter().zip(&self.fc2_bias).map(|(a, b)| a * b).sum();
+            let q_bias: f32 = q.iter().zip(&self.w.fc2_bias).map(|(a, b)| a * b).sum();
             let q_norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
             for block_start in (start..start + k).step_by(BLOCK) {
                 let rows = BLOCK.min(start + k - block_start);

@@ -56,18 +56,27 @@ pub(crate) trait Engine: Send {
     fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()>;
 }
 
-/// Picks the engine and says why, for [`crate::Session::engine_reason`].
-pub(crate) fn select(adapter: &Adapter, preference: EnginePreference) -> Result<(Box<dyn Engine>, String)> {
+/// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
+/// thread, sharing whatever they precompute from the adapter.
+pub(crate) fn select(
+    adapter: &Adapter,
+    preference: EnginePreference,
+    threads: usize,
+) -> Result<(Vec<Box<dyn Engine>>, String)> {
     let (kind, reason) = match preference {
-        EnginePreference::Auto => (
-            EngineKind::Folded,
-            "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
-        ),
+        EnginePreference::Auto => {
+            (EngineKind::Folded, "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)")
+        }
         EnginePreference::Force(kind) => (kind, "forced by the caller"),
     };
-    let engine: Box<dyn Engine> = match kind {
-        EngineKind::Reference => Box::new(reference::ReferenceEngine::new(adapter)),
-        EngineKind::Folded => Box::new(folded::FoldedEngine::new(adapter)),
+    let engines: Vec<Box<dyn Engine>> = match kind {
+        EngineKind::Reference => {
+            (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>).collect()
+        }
+        EngineKind::Folded => {
+            let weights = folded::FoldedWeights::new(adapter);
+            (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone())) as Box<dyn Engine>).collect()
+        }
     };
-    Ok((engine, reason.to_string()))
+    Ok((engines, reason.to_string()))
 }

@@ -38,6 +38,9 @@ pub struct rrra_session_options {
     pub struct_size: usize,
     /// An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
     pub engine: u32,
+    /// Threads one call may use, splitting a batch's queries between them; 0 means 1, the
+    /// default. Threads are started per call: worth it for batches of many queries.
+    pub threads: u32,
 }
 
 /// Override `lambda_rr` (`rrra_score_options.override_flags`).
@@ -180,11 +183,11 @@ pub unsafe extern "C" fn rrra_session_new(
         if session_out.is_null() {
             return Err(null_pointer("session_out"));
         }
-        let engine = if options.is_null() {
-            EnginePreference::Auto
-        } else {
+        let mut settings = SessionOptions::default();
+        if !options.is_null() {
             // SAFETY: the caller's contract.
-            match unsafe { read_struct(options, "options") }?.engine {
+            let o = unsafe { read_struct(options, "options") }?;
+            settings.engine = match o.engine {
                 0 => EnginePreference::Auto,
                 1 => EnginePreference::Force(EngineKind::Reference),
                 2 => EnginePreference::Force(EngineKind::Folded),
@@ -193,9 +196,10 @@ pub unsafe extern "C" fn rrra_session_new(
                         "options->engine: unknown value {other} (expected an rrra_engine)"
                     )))
                 }
-            }
-        };
-        let session = Session::new(model.adapter.clone(), SessionOptions { engine })?;
+            };
+            settings.threads = (o.threads as usize).max(1);
+        }
+        let session = Session::new(model.adapter.clone(), settings)?;
         let engine_reason = CString::new(session.engine_reason().replace('\0', " ")).unwrap_or_default();
         // SAFETY: session_out checked non-NULL above.
         unsafe { write_handle(session_out, rrra_session { session, engine_reason }) };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BENCH_USAGE: &str = "\
-Usage: rrra bench --d D --h H --k K [--queries N] [--threads T] [--dtype f32]
+Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32]
                   [--engine auto|reference|folded] [--seed S] [--json]
 
 Builds a random adapter (ReLU, dot similarity, default scores; weights and biases uniform in
@@ -23,14 +23,16 @@ Options:
   --h H           adapter hidden width
   --k K           candidates per query
   --queries N     timed calls, each on its own query and candidates (default 20)
-  --threads T     threads per call; only 1 exists today (default 1)
+  --batch B       queries per call (default 1); times are per query
+  --threads T     threads per call, splitting a call's queries (default 1)
   --dtype f32     embedding dtype; only f32 exists today (default f32)
   --engine E      auto, reference or folded (default auto)
   --seed S        seed of the adapter, queries and candidates (default 1)
   --json          print one JSON object instead of text
 ";
 
-pub const BENCH_OPTIONS: &[&str] = &["--d", "--h", "--k", "--queries", "--threads", "--dtype", "--engine", "--seed"];
+pub const BENCH_OPTIONS: &[&str] =
+    &["--d", "--h", "--k", "--queries", "--batch", "--threads", "--dtype", "--engine", "--seed"];
 
 /// The most f32 values of candidates the bench will allocate (4 GiB): larger runs are
 /// refused up front rather than dying in the allocator.
@@ -78,12 +80,18 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         Some(n) => n,
         None => 20,
     };
+    let threads = match args.number::<usize>("--threads", "a positive integer")? {
+        Some(0) => return Err(usage("--threads: expected a positive integer, got 0")),
+        Some(t) => t,
+        None => 1,
+    };
+    let per_call = match args.number::<usize>("--batch", "a positive integer")? {
+        Some(0) => return Err(usage("--batch: expected a positive integer, got 0")),
+        Some(b) => b.min(n),
+        None => 1,
+    };
     // Options for work that does not exist yet are refused rather than silently ignored, so a
     // benchmark table can never claim a configuration it did not run.
-    match args.number::<usize>("--threads", "a positive integer")? {
-        None | Some(1) => {}
-        Some(_) => return Err(usage("--threads: only 1 is supported until the threaded engine lands")),
-    }
     match args.value("--dtype").map(|v| v.to_string_lossy()) {
         None => {}
         Some(v) if v == "f32" => {}
@@ -109,40 +117,49 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let mut rng = SplitMix64::new(seed ^ 0xDA7A);
     let queries = unit_rows(&mut rng, n, d);
     let candidates = unit_rows(&mut rng, candidate_values / d, d);
-    let mut session = Session::new(adapter, SessionOptions { engine })?;
-    let (mut log_s_rr, mut order) = (vec![0.0f32; k], vec![0u32; k]);
-    let counts = [k];
+    let mut session = Session::new(adapter, SessionOptions { engine, threads })?;
+    let (mut log_s_rr, mut order) = (vec![0.0f32; per_call * k], vec![0u32; per_call * k]);
+    let counts = vec![k; per_call];
     let options = ScoreOptions::default();
-    let mut call = |i: usize| -> Result<(), Failure> {
-        let batch = Batch::dense(d, &queries[i * d..(i + 1) * d], &counts, &candidates[i * k * d..(i + 1) * k * d]);
-        let mut out = RerankOutputs { log_s_rr: Some(&mut log_s_rr), order: Some(&mut order), ..Default::default() };
+    // Call `c` reranks queries c·per_call.. (fewer in the last call); returns how many.
+    let calls = n.div_ceil(per_call);
+    let mut call = |c: usize| -> Result<usize, Failure> {
+        let (first, end) = (c * per_call, ((c + 1) * per_call).min(n));
+        let m = end - first;
+        let batch = Batch::dense(d, &queries[first * d..end * d], &counts[..m], &candidates[first * k * d..end * k * d]);
+        let mut out = RerankOutputs {
+            log_s_rr: Some(&mut log_s_rr[..m * k]),
+            order: Some(&mut order[..m * k]),
+            ..Default::default()
+        };
         session
             .rerank_into(black_box(&batch), &options, &mut out)
             .map_err(|e| failed(format!("rerank: {}", e.message())))?;
         black_box((&log_s_rr, &order));
-        Ok(())
+        Ok(m)
     };
 
     let started = Instant::now();
     let mut warmup_calls = 0;
-    while warmup_calls < n && (warmup_calls < WARMUP_CALLS || started.elapsed() < WARMUP_TIME) {
+    while warmup_calls < calls && (warmup_calls < WARMUP_CALLS || started.elapsed() < WARMUP_TIME) {
         call(warmup_calls)?;
         warmup_calls += 1;
     }
-    let mut ms: Vec<f64> = Vec::with_capacity(n);
-    for i in 0..n {
+    // Milliseconds per query: a call's time over the queries it reranked.
+    let mut ms: Vec<f64> = Vec::with_capacity(calls);
+    for c in 0..calls {
         let t = Instant::now();
-        call(i)?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let m = call(c)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3 / m as f64);
     }
     ms.sort_by(f64::total_cmp);
     let (median, p10, p90) = (quantile(&ms, 0.5), quantile(&ms, 0.1), quantile(&ms, 0.9));
-    let (min, max) = (ms[0], ms[n - 1]);
+    let (min, max) = (ms[0], ms[calls - 1]);
     let engine_name = session.engine().name();
 
     let text = if args.switches.contains(&"--json") {
         format!(
-            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": 1, \"dtype\": \"f32\", \
+            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"f32\", \
              \"engine\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
              \"max_ms\": {max:.6}, \"version\": {}}}\n",
@@ -152,7 +169,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         )
     } else {
         format!(
-            "d = {d}, h = {h}, k = {k}: {n} queries, 1 thread, f32, engine {engine_name} ({})\n\
+            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), f32, engine {engine_name} ({})\n\
              median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n",
             session.engine_reason()
         )

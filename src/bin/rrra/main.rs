@@ -463,7 +463,7 @@ fn rerank(args: Parsed) -> Result<(), Failure> {
     };
     let batch =
         Batch { dim: d, queries: &queries.data, candidate_counts: &counts, candidates, base_scores: base.as_deref() };
-    let mut session = Session::new(Arc::new(adapter), SessionOptions { engine: args.engine })?;
+    let mut session = Session::new(Arc::new(adapter), SessionOptions { engine: args.engine, ..Default::default() })?;
     let result = session.rerank(&batch, &args.options).map_err(|e| failed(format!("rerank: {}", e.message())))?;
 
     if let Some(path) = &args.out {
