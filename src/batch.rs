@@ -218,10 +218,9 @@ impl<'a> Batch<'a> {
     /// The sub-batch of queries `queries`, whose candidates are batch-wide `candidates`.
     pub(crate) fn slice(&self, queries: std::ops::Range<usize>, candidates: std::ops::Range<usize>) -> Batch<'a> {
         let candidate_rows = match self.candidates {
-            Candidates::Dense { data, row_stride } => Candidates::Dense {
-                data: data.get(candidates.start * row_stride..).unwrap_or(&[]),
-                row_stride,
-            },
+            Candidates::Dense { data, row_stride } => {
+                Candidates::Dense { data: data.get(candidates.start * row_stride..).unwrap_or(&[]), row_stride }
+            }
             Candidates::ById { corpus, ids } => Candidates::ById { corpus, ids: &ids[candidates.clone()] },
         };
         Batch {

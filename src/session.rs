@@ -116,13 +116,20 @@ fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Res
     }
 }
 
-/// Runs the engines over the batch, splitting its queries into one contiguous share per
-/// engine with about equal candidate counts.
-fn run_engines(engines: &mut [Box<dyn Engine>], adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
+/// Runs the engines over the batch: with several lists to score, its queries are split into
+/// one contiguous share per engine with about equal candidate counts; a single list is left to
+/// the first engine, which may split its candidates.
+fn run_engines(
+    engines: &mut [Box<dyn Engine>],
+    adapter: &Adapter,
+    batch: &Batch<'_>,
+    out: &mut [PairRaw],
+) -> Result<()> {
     let total = out.len();
     let busy = engines.len().min(batch.candidate_counts.iter().filter(|&&k| k > 0).count());
     if busy <= 1 {
-        return engines[0].forward(adapter, batch, out);
+        // One list to score (or none): the engine may split its candidates between threads.
+        return engines[0].forward(adapter, batch, out, engines.len());
     }
     std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(busy);
@@ -138,7 +145,7 @@ fn run_engines(engines: &mut [Box<dyn Engine>], adapter: &Adapter, batch: &Batch
             let sub = batch.slice(first_query..query, first_candidate..candidate);
             let (mine, others) = std::mem::take(&mut rest).split_at_mut(candidate - first_candidate);
             rest = others;
-            handles.push(scope.spawn(move || engine.forward(adapter, &sub, mine)));
+            handles.push(scope.spawn(move || engine.forward(adapter, &sub, mine, 1)));
         }
         // A panic in a worker resumes here, inside the caller's panic boundary.
         handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()

@@ -509,7 +509,9 @@ fn bench_times_each_engine_on_a_tiny_shape() {
         ]));
         let rest = json::value(text.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{text}"));
         assert!(rest.is_empty(), "trailing text after the JSON value: {rest}");
-        for (key, want) in [("d", 6.0), ("h", 4.0), ("k", 9.0), ("queries", 4.0), ("batch", 3.0), ("threads", 2.0), ("seed", 7.0)] {
+        for (key, want) in
+            [("d", 6.0), ("h", 4.0), ("k", 9.0), ("queries", 4.0), ("batch", 3.0), ("threads", 2.0), ("seed", 7.0)]
+        {
             assert_eq!(json_number(&text, key), want, "{key} in {text}");
         }
         assert!(text.contains("\"dtype\": \"f32\""), "{text}");

@@ -1419,14 +1419,15 @@ fn threaded_sessions_bit_identical_to_one_thread() {
     let mut rng = TestRng::new(21);
     let config = random_config(&mut rng, Activation::Silu, Similarity::Dot, BaseTransform::Softmax);
     let fix = Fixture::random(&mut rng, 7, 5, config, 1.0);
-    let counts = [3, 0, 40, 1, 0, 17, 300, 2, 0];
-    let case = Case::random(&mut rng, 7, &counts, Embeddings::Normalised, BaseScores::Absent);
-    let spec = RequestSpec::random(&mut rng, case.total());
+    // Several lists: split between threads by query. One long list: split within the query.
+    let many = Case::random(&mut rng, 7, &[3, 0, 40, 1, 0, 17, 300, 2, 0], Embeddings::Normalised, BaseScores::Absent);
+    let one = Case::random(&mut rng, 7, &[0, 700, 0], Embeddings::Normalised, BaseScores::Logits);
     let options = ScoreOptions::default();
-    for engine in ENGINES {
+    for (engine, case) in ENGINES.into_iter().flat_map(|e| [(e, &many), (e, &one)]) {
+        let spec = RequestSpec::random(&mut rng, case.total());
         for layout in LAYOUTS {
             let run = |session: &mut Session| {
-                with_batch(&case, layout, |b| {
+                with_batch(case, layout, |b| {
                     (session.rerank(b, &options).unwrap(), session.resample(b, &options, &spec.request()).unwrap())
                 })
             };

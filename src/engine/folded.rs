@@ -6,6 +6,10 @@
 //! `q·c` from one extra column. For dot similarity layer 2 collapses to a length-h dot product
 //! (`q·a = q·c + u_q·hid + q·b₂`, `u_q = W₂ᵀq`), which rides along the classifier as a fifth
 //! output column; cosine keeps the full layer 2 to get `‖a‖`.
+//!
+//! Three tiers of state: [`FoldedWeights`] (from the adapter, shared by all threads),
+//! [`QueryPlan`] (one query's folded weights, shared read-only by the threads scoring its
+//! candidates), [`BlockScratch`] (one per thread).
 
 use super::reference::{activate, cosine};
 use super::{Engine, EngineKind, PairRaw};
@@ -17,6 +21,10 @@ use std::sync::Arc;
 /// Candidates per GEMM call: large enough to amortise packing, small enough that a block's
 /// hidden activations (`BLOCK × h` floats) stay in L2.
 const BLOCK: usize = 256;
+
+/// Fewest candidates worth a thread of their own within one query: below this, starting the
+/// thread costs more than it saves.
+const MIN_ROWS_PER_THREAD: usize = 32;
 
 /// What the engine precomputes from an adapter once; shared by every thread's engine.
 pub(crate) struct FoldedWeights {
@@ -37,25 +45,6 @@ pub(crate) struct FoldedWeights {
     /// `[h × 5]`: the classifier rows as columns; column 4 is left for `u_q`.
     heads: Vec<f32>,
     classifier_bias: [f32; 4],
-}
-
-/// One thread's engine: the shared weights and this thread's scratch.
-pub(crate) struct FoldedEngine {
-    w: Arc<FoldedWeights>,
-    /// Per query: `[d × (h + 1)]`, columns `M_qᵀ` then `q`.
-    layer1: Vec<f32>,
-    /// Per query: `v_q = (W_a + W_c)·q + b₁`.
-    layer1_bias: Vec<f32>,
-    /// `[h × 5]`: the classifier rows as columns, then this query's `u_q` (dot similarity only).
-    heads: Vec<f32>,
-    /// Gathered candidate rows when they are not one strided matrix.
-    gathered: Vec<f32>,
-    /// `[BLOCK × (h + 1)]`: hidden pre-activations, then `q·c`.
-    hidden_block: Vec<f32>,
-    /// `[BLOCK × 5]`: classifier logits, then `u_q·hid`.
-    head_block: Vec<f32>,
-    /// `[BLOCK × d]`: `Δc` (cosine only).
-    delta_block: Vec<f32>,
 }
 
 impl FoldedWeights {
@@ -98,144 +87,276 @@ impl FoldedWeights {
     }
 }
 
-impl FoldedEngine {
-    pub(crate) fn new(w: Arc<FoldedWeights>) -> Self {
-        let (d, h) = (w.dim, w.hidden);
-        FoldedEngine {
-            layer1: vec![0.0; d * (h + 1)],
-            layer1_bias: vec![0.0; h],
+/// One query folded into the weights.
+struct QueryPlan {
+    /// `[d × (h + 1)]`: columns `M_qᵀ`, then `q`.
+    layer1: Vec<f32>,
+    /// `v_q = (W_a + W_c)·q + b₁`.
+    layer1_bias: Vec<f32>,
+    /// `[h × 5]`: the classifier rows as columns, then `u_q` (dot similarity only).
+    heads: Vec<f32>,
+    /// `q·b₂`.
+    q_dot_bias: f32,
+    q_norm: f32,
+}
+
+impl QueryPlan {
+    fn new(w: &FoldedWeights) -> Self {
+        QueryPlan {
+            layer1: vec![0.0; w.dim * (w.hidden + 1)],
+            layer1_bias: vec![0.0; w.hidden],
             heads: w.heads.clone(),
-            gathered: Vec::new(),
-            hidden_block: vec![0.0; BLOCK * (h + 1)],
-            head_block: vec![0.0; BLOCK * 5],
-            delta_block: match w.similarity {
-                Similarity::Dot => Vec::new(),
-                Similarity::Cosine => vec![0.0; BLOCK * d],
-            },
-            w,
+            q_dot_bias: 0.0,
+            q_norm: 0.0,
         }
     }
 
-    /// Folds query `q` into the layer-1 weights and the dot-similarity head.
-    fn fold_query(&mut self, q: &[f32]) {
-        let (d, h) = (self.w.dim, self.w.hidden);
-        for (t, row) in self.layer1.chunks_exact_mut(h + 1).enumerate() {
-            let (diff, prod) = (&self.w.w_diff_t[t * h..][..h], &self.w.w_prod_t[t * h..][..h]);
+    /// Folds `q` into the plan, on up to `threads` threads: the fold streams ~4·d·h weights,
+    /// which dominates a short list.
+    fn fold(&mut self, w: &FoldedWeights, q: &[f32], threads: usize) {
+        let (d, h) = (w.dim, w.hidden);
+        // Thread i builds layer-1 rows t ∈ [i·d/T, (i+1)·d/T) and the entries j ∈ [i·h/T, (i+1)·h/T)
+        // of v_q and u_q: exactly T disjoint, non-empty parts of the plan.
+        let threads = threads.clamp(1, d.min(h));
+        let (mut layer1, mut bias, mut heads) = (&mut self.layer1[..], &mut self.layer1_bias[..], &mut self.heads[..]);
+        let parts = (0..threads).map(move |i| {
+            let (t0, t1) = (i * d / threads, (i + 1) * d / threads);
+            let (j0, j1) = (i * h / threads, (i + 1) * h / threads);
+            let (l, rest) = std::mem::take(&mut layer1).split_at_mut((t1 - t0) * (h + 1));
+            layer1 = rest;
+            let (b, rest) = std::mem::take(&mut bias).split_at_mut(j1 - j0);
+            bias = rest;
+            let (hd, rest) = std::mem::take(&mut heads).split_at_mut((j1 - j0) * 5);
+            heads = rest;
+            FoldPart { t0, j0, layer1: l, bias: b, heads: hd }
+        });
+        if threads == 1 {
+            parts.for_each(|part| part.fold(w, q));
+        } else {
+            std::thread::scope(|scope| {
+                let mut parts = parts;
+                let first = parts.next();
+                for part in parts {
+                    scope.spawn(move || part.fold(w, q));
+                }
+                first.into_iter().for_each(|part| part.fold(w, q));
+            });
+        }
+        self.q_dot_bias = q.iter().zip(&w.fc2_bias).map(|(a, b)| a * b).sum();
+        self.q_norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+    }
+}
+
+/// A disjoint part of a [`QueryPlan`] for one thread to fold.
+struct FoldPart<'a> {
+    /// First layer-1 row (`t`) and first hidden unit (`j`) of this part.
+    t0: usize,
+    j0: usize,
+    /// Rows `t0..` of `layer1` (`h + 1` values each).
+    layer1: &'a mut [f32],
+    /// Entries `j0..` of `v_q`.
+    bias: &'a mut [f32],
+    /// Rows `j0..` of `heads` (5 values each).
+    heads: &'a mut [f32],
+}
+
+impl FoldPart<'_> {
+    fn fold(self, w: &FoldedWeights, q: &[f32]) {
+        let (d, h) = (w.dim, w.hidden);
+        for (r, row) in self.layer1.chunks_exact_mut(h + 1).enumerate() {
+            let t = self.t0 + r;
+            let (diff, prod) = (&w.w_diff_t[t * h..][..h], &w.w_prod_t[t * h..][..h]);
             for j in 0..h {
                 row[j] = diff[j] + prod[j] * q[t];
             }
             row[h] = q[t];
         }
-        for (j, v) in self.layer1_bias.iter_mut().enumerate() {
-            *v = self.w.w_sum[j * d..][..d].iter().zip(q).map(|(w, x)| w * x).sum::<f32>() + self.w.fc1_bias[j];
+        for (i, v) in self.bias.iter_mut().enumerate() {
+            let j = self.j0 + i;
+            *v = w.w_sum[j * d..][..d].iter().zip(q).map(|(a, x)| a * x).sum::<f32>() + w.fc1_bias[j];
         }
-        if self.w.similarity == Similarity::Dot {
-            // u_q = W₂ᵀ q, accumulated row by row of W₂ so the reads are contiguous.
-            for j in 0..h {
-                self.heads[j * 5 + 4] = 0.0;
-            }
-            for (t, row) in self.w.fc2.chunks_exact(h).enumerate() {
-                for (j, w) in row.iter().enumerate() {
-                    self.heads[j * 5 + 4] += w * q[t];
+        if w.similarity == Similarity::Dot {
+            // u_q = W₂ᵀ q for this part's j, accumulated row by row of W₂ so reads are contiguous.
+            let cols = self.bias.len();
+            let mut u = [0.0f32; 64];
+            for j_start in (0..cols).step_by(u.len()) {
+                let n = u.len().min(cols - j_start);
+                u[..n].fill(0.0);
+                for (t, row) in w.fc2.chunks_exact(h).enumerate() {
+                    let row = &row[self.j0 + j_start..][..n];
+                    for (acc, x) in u[..n].iter_mut().zip(row) {
+                        *acc += x * q[t];
+                    }
+                }
+                for (i, value) in u[..n].iter().enumerate() {
+                    self.heads[(j_start + i) * 5 + 4] = *value;
                 }
             }
         }
     }
+}
 
-    /// Scores `rows` candidates, row `i` at `cands[i * stride..][..d]`, into `out`.
-    fn score_block(&mut self, q: &[f32], q_bias: f32, q_norm: f32, cands: &[f32], stride: usize, out: &mut [PairRaw]) {
-        let (d, h) = (self.w.dim, self.w.hidden);
-        let rows = out.len();
-        let hs = h + 1;
-        // SAFETY: every matrix below lies inside its slice: `cands` holds `rows` rows of `d`
-        // values `stride` apart (checked by the batch validation or built by the gather),
-        // `layer1` is `d × (h + 1)`, `hidden_block` `BLOCK × (h + 1)` with rows ≤ BLOCK, and
-        // the output strides do not alias.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                d,
-                hs,
-                1.0,
-                cands.as_ptr(),
-                stride as isize,
-                1,
-                self.layer1.as_ptr(),
-                hs as isize,
-                1,
-                0.0,
-                self.hidden_block.as_mut_ptr(),
-                hs as isize,
-                1,
-            );
+/// One thread's working memory for a block of candidates.
+struct BlockScratch {
+    /// Gathered candidate rows when they are not one strided matrix.
+    gathered: Vec<f32>,
+    /// `[BLOCK × (h + 1)]`: hidden pre-activations, then `q·c`.
+    hidden: Vec<f32>,
+    /// `[BLOCK × 5]`: classifier logits, then `u_q·hid`.
+    heads: Vec<f32>,
+    /// `[BLOCK × d]`: `Δc` (cosine only).
+    delta: Vec<f32>,
+}
+
+impl BlockScratch {
+    fn new(w: &FoldedWeights) -> Self {
+        BlockScratch {
+            gathered: Vec::new(),
+            hidden: vec![0.0; BLOCK * (w.hidden + 1)],
+            heads: vec![0.0; BLOCK * 5],
+            delta: match w.similarity {
+                Similarity::Dot => Vec::new(),
+                Similarity::Cosine => vec![0.0; BLOCK * w.dim],
+            },
         }
-        for row in self.hidden_block[..rows * hs].chunks_exact_mut(hs) {
-            for (x, b) in row[..h].iter_mut().zip(&self.layer1_bias) {
-                *x = activate(self.w.activation, *x + b);
-            }
+    }
+}
+
+/// `c = a · b` for an `m × k` matrix `a` and a `k × n` matrix `b` with the given row and
+/// column strides, into `c` with row stride `rsc`. Checks that every matrix lies inside its
+/// slice, which is what makes the call to `sgemm` sound.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    rsc: usize,
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() > last(m, n, rsc, 1), "gemm: output out of bounds");
+    if k > 0 {
+        assert!(a.len() > last(m, k, rsa, csa) && b.len() > last(k, n, rsb, csb), "gemm: input out of bounds");
+    }
+    // SAFETY: the assertions above keep every element sgemm reads or writes inside its slice;
+    // `c` is a distinct `&mut`, so the output aliases neither input, and with rsc ≥ n (every
+    // caller) no two output elements coincide.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            0.0,
+            c.as_mut_ptr(),
+            rsc as isize,
+            1,
+        );
+    }
+}
+
+/// Scores candidates `cands` (row `i` at `cands[i * stride..][..d]`) of the query `plan` was
+/// folded from into `out`, one block at most.
+fn score_block(
+    w: &FoldedWeights,
+    plan: &QueryPlan,
+    s: &mut BlockScratch,
+    q: &[f32],
+    cands: &[f32],
+    stride: usize,
+    out: &mut [PairRaw],
+) {
+    let (d, h) = (w.dim, w.hidden);
+    let rows = out.len();
+    let hs = h + 1;
+    gemm(rows, d, hs, cands, (stride, 1), &plan.layer1, (hs, 1), &mut s.hidden, hs);
+    for row in s.hidden[..rows * hs].chunks_exact_mut(hs) {
+        for (x, b) in row[..h].iter_mut().zip(&plan.layer1_bias) {
+            *x = activate(w.activation, *x + b);
         }
-        // SAFETY: `hidden_block` rows are `h + 1` apart and the first `h` entries are read;
-        // `heads` is `h × 5`; `head_block` is `BLOCK × 5`.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                h,
-                5,
-                1.0,
-                self.hidden_block.as_ptr(),
-                hs as isize,
-                1,
-                self.heads.as_ptr(),
-                5,
-                1,
-                0.0,
-                self.head_block.as_mut_ptr(),
-                5,
-                1,
-            );
-        }
-        if self.w.similarity == Similarity::Cosine {
-            // SAFETY: `fc2` is `d × h`, read transposed as `h × d`; `delta_block` is `BLOCK × d`.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    h,
-                    d,
-                    1.0,
-                    self.hidden_block.as_ptr(),
-                    hs as isize,
-                    1,
-                    self.w.fc2.as_ptr(),
-                    1,
-                    h as isize,
-                    0.0,
-                    self.delta_block.as_mut_ptr(),
-                    d as isize,
-                    1,
-                );
-            }
-        }
-        for (i, o) in out.iter_mut().enumerate() {
-            let head = &self.head_block[i * 5..][..5];
-            let q_dot_c = self.hidden_block[i * hs + h];
-            let logits = [0, 1, 2, 3].map(|c| head[c] + self.w.classifier_bias[c]);
-            let (sim_adapted, sim_candidate) = match self.w.similarity {
-                Similarity::Dot => (q_dot_c + head[4] + q_bias, q_dot_c),
-                Similarity::Cosine => {
-                    let c = &cands[i * stride..][..d];
-                    let delta = &self.delta_block[i * d..][..d];
-                    let (mut q_dot_a, mut a_sq, mut c_sq) = (0.0f32, 0.0f32, 0.0f32);
-                    for t in 0..d {
-                        let a = c[t] + delta[t] + self.w.fc2_bias[t];
-                        q_dot_a += q[t] * a;
-                        a_sq += a * a;
-                        c_sq += c[t] * c[t];
-                    }
-                    (cosine(q_dot_a, q_norm, a_sq.sqrt()), cosine(q_dot_c, q_norm, c_sq.sqrt()))
+    }
+    // Reads the first h columns of each hidden row: classifier logits and u_q·hid.
+    gemm(rows, h, 5, &s.hidden, (hs, 1), &plan.heads, (5, 1), &mut s.heads, 5);
+    if w.similarity == Similarity::Cosine {
+        // Δc = hid · W₂ᵀ, with W₂ (d × h) read transposed.
+        gemm(rows, h, d, &s.hidden, (hs, 1), &w.fc2, (1, h), &mut s.delta, d);
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        let head = &s.heads[i * 5..][..5];
+        let q_dot_c = s.hidden[i * hs + h];
+        let logits = [0, 1, 2, 3].map(|c| head[c] + w.classifier_bias[c]);
+        let (sim_adapted, sim_candidate) = match w.similarity {
+            Similarity::Dot => (q_dot_c + head[4] + plan.q_dot_bias, q_dot_c),
+            Similarity::Cosine => {
+                let c = &cands[i * stride..][..d];
+                let delta = &s.delta[i * d..][..d];
+                let (mut q_dot_a, mut a_sq, mut c_sq) = (0.0f32, 0.0f32, 0.0f32);
+                for t in 0..d {
+                    let a = c[t] + delta[t] + w.fc2_bias[t];
+                    q_dot_a += q[t] * a;
+                    a_sq += a * a;
+                    c_sq += c[t] * c[t];
                 }
-            };
-            *o = PairRaw { sim_adapted, sim_candidate, logits };
+                (cosine(q_dot_a, plan.q_norm, a_sq.sqrt()), cosine(q_dot_c, plan.q_norm, c_sq.sqrt()))
+            }
+        };
+        *o = PairRaw { sim_adapted, sim_candidate, logits };
+    }
+}
+
+/// Scores the batch-wide candidates `first..first + out.len()`, all of one query, block by block.
+fn score_range(
+    w: &FoldedWeights,
+    plan: &QueryPlan,
+    s: &mut BlockScratch,
+    batch: &Batch<'_>,
+    q: &[f32],
+    first: usize,
+    out: &mut [PairRaw],
+) {
+    for (b, block_out) in out.chunks_mut(BLOCK).enumerate() {
+        let start = first + b * BLOCK;
+        match batch.candidates {
+            Candidates::Dense { data, row_stride } => {
+                score_block(w, plan, s, q, &data[start * row_stride..], row_stride, block_out);
+            }
+            Candidates::ById { .. } => {
+                let mut gathered = std::mem::take(&mut s.gathered);
+                gathered.clear();
+                for i in start..start + block_out.len() {
+                    gathered.extend_from_slice(batch.candidate(i));
+                }
+                score_block(w, plan, s, q, &gathered, w.dim, block_out);
+                s.gathered = gathered;
+            }
         }
+    }
+}
+
+/// One session thread's engine: the shared weights, a query plan, and block scratch for itself
+/// and for the helper threads it may start within one query.
+pub(crate) struct FoldedEngine {
+    w: Arc<FoldedWeights>,
+    plan: QueryPlan,
+    scratch: Vec<BlockScratch>,
+}
+
+impl FoldedEngine {
+    pub(crate) fn new(w: Arc<FoldedWeights>) -> Self {
+        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w }
     }
 }
 
@@ -244,35 +365,33 @@ impl Engine for FoldedEngine {
         EngineKind::Folded
     }
 
-    fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
-        let d = self.w.dim;
+    fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()> {
         let mut start = 0;
         for (qi, &k) in batch.candidate_counts.iter().enumerate() {
             if k == 0 {
                 continue;
             }
             let q = batch.query(qi);
-            self.fold_query(q);
-            let q_bias: f32 = q.iter().zip(&self.w.fc2_bias).map(|(a, b)| a * b).sum();
-            let q_norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
-            for block_start in (start..start + k).step_by(BLOCK) {
-                let rows = BLOCK.min(start + k - block_start);
-                let block_out = &mut out[block_start..block_start + rows];
-                match batch.candidates {
-                    Candidates::Dense { data, row_stride } => {
-                        let cands = &data[block_start * row_stride..];
-                        self.score_block(q, q_bias, q_norm, cands, row_stride, block_out);
-                    }
-                    Candidates::ById { .. } => {
-                        let mut gathered = std::mem::take(&mut self.gathered);
-                        gathered.clear();
-                        for i in block_start..block_start + rows {
-                            gathered.extend_from_slice(batch.candidate(i));
-                        }
-                        self.score_block(q, q_bias, q_norm, &gathered, d, block_out);
-                        self.gathered = gathered;
-                    }
+            self.plan.fold(&self.w, q, width);
+            let query_out = &mut out[start..start + k];
+            let threads = width.min(k / MIN_ROWS_PER_THREAD).max(1);
+            if threads == 1 {
+                score_range(&self.w, &self.plan, &mut self.scratch[0], batch, q, start, query_out);
+            } else {
+                while self.scratch.len() < threads {
+                    self.scratch.push(BlockScratch::new(&self.w));
                 }
+                let (w, plan) = (&*self.w, &self.plan);
+                let share = k.div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let mut parts = query_out.chunks_mut(share).zip(self.scratch.iter_mut()).enumerate();
+                    // The calling thread takes the first share itself.
+                    let (_, (first_out, first_scratch)) = parts.next().expect("at least one share");
+                    for (i, (part, scratch)) in parts {
+                        scope.spawn(move || score_range(w, plan, scratch, batch, q, start + i * share, part));
+                    }
+                    score_range(w, plan, first_scratch, batch, q, start, first_out);
+                });
             }
             start += k;
         }

@@ -52,8 +52,9 @@ pub enum EnginePreference {
 pub(crate) trait Engine: Send {
     fn kind(&self) -> EngineKind;
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
-    /// `adapter`, and `out.len()` is its total candidate count.
-    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()>;
+    /// `adapter`, and `out.len()` is its total candidate count. The engine may use up to `width`
+    /// threads inside the call (1: only the calling thread).
+    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()>;
 }
 
 /// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
@@ -64,9 +65,10 @@ pub(crate) fn select(
     threads: usize,
 ) -> Result<(Vec<Box<dyn Engine>>, String)> {
     let (kind, reason) = match preference {
-        EnginePreference::Auto => {
-            (EngineKind::Folded, "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)")
-        }
+        EnginePreference::Auto => (
+            EngineKind::Folded,
+            "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
+        ),
         EnginePreference::Force(kind) => (kind, "forced by the caller"),
     };
     let engines: Vec<Box<dyn Engine>> = match kind {

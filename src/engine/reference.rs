@@ -88,7 +88,8 @@ impl Engine for ReferenceEngine {
         EngineKind::Reference
     }
 
-    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
+    /// Single-threaded whatever `width` says: this engine is the plain statement of the math.
+    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], _width: usize) -> Result<()> {
         let (d, h) = (adapter.dim(), adapter.hidden());
         let w = adapter.weights();
         let config = adapter.config();

@@ -126,7 +126,8 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let mut call = |c: usize| -> Result<usize, Failure> {
         let (first, end) = (c * per_call, ((c + 1) * per_call).min(n));
         let m = end - first;
-        let batch = Batch::dense(d, &queries[first * d..end * d], &counts[..m], &candidates[first * k * d..end * k * d]);
+        let batch =
+            Batch::dense(d, &queries[first * d..end * d], &counts[..m], &candidates[first * k * d..end * k * d]);
         let mut out = RerankOutputs {
             log_s_rr: Some(&mut log_s_rr[..m * k]),
             order: Some(&mut order[..m * k]),
