@@ -42,6 +42,10 @@
 // Override `base_tau`.
 #define RRRA_OVERRIDE_BASE_TAU 16
 
+// More threads than any machine this runs on has cores; a larger count is a caller bug
+// (an uninitialised field, say), refused rather than allocated for.
+#define MAX_THREADS 1024
+
 // Result of every fallible function. Values are never renumbered; new ones are appended.
 enum rrra_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -193,8 +197,8 @@ typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
   uint32_t engine;
-  // Threads one call may use, splitting a batch's queries between them; 0 means 1, the
-  // default. Threads are started per call: worth it for batches of many queries.
+  // Threads one call may use (0 means 1, the default; at most 1024): a batch's queries are
+  // split between them, or one long list's candidates. Threads are started per call.
   uint32_t threads;
 } rrra_session_options;
 

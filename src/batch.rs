@@ -143,7 +143,15 @@ impl<'a> Batch<'a> {
         let total = self.total_candidates()?;
         match self.candidates {
             Candidates::Dense { data, row_stride } => {
-                check_matrix("candidates", data.len(), total, self.dim, row_stride)?
+                check_matrix("candidates", data.len(), total, self.dim, row_stride)?;
+                // More rows than the counts use means counts and candidates disagree.
+                if total > 0 && data.len() > total * row_stride {
+                    return Err(Error::invalid_argument(format!(
+                        "candidates: {} values hold more than the {total} rows of stride {row_stride} that \
+                         candidate_counts add up to",
+                        data.len()
+                    )));
+                }
             }
             Candidates::ById { corpus, ids } => {
                 if corpus.dim() != self.dim {

@@ -39,7 +39,9 @@ pub use engine::{EngineKind, EnginePreference};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Similarity, WeightDtype};
 pub use scores::ScoreOptions;
-pub use session::{RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled, Session, SessionOptions};
+pub use session::{
+    RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled, Session, SessionOptions, MAX_THREADS,
+};
 
 /// The library version, from `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,6 +9,10 @@ use crate::sampler;
 use crate::scores::{self, ScoreOptions, ScoreParams};
 use std::sync::Arc;
 
+/// More threads than any machine this runs on has cores; a larger count is a caller bug
+/// (an uninitialised field, say), refused rather than allocated for.
+pub const MAX_THREADS: usize = 1024;
+
 /// How a session is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -166,8 +170,11 @@ fn copy_out<T: Copy>(dst: &mut Option<&mut [T]>, src: &[T]) {
 
 impl Session {
     pub fn new(adapter: Arc<Adapter>, options: SessionOptions) -> Result<Session> {
-        if options.threads == 0 {
-            return Err(Error::invalid_argument("threads: must be at least 1"));
+        if !(1..=MAX_THREADS).contains(&options.threads) {
+            return Err(Error::invalid_argument(format!(
+                "threads: expected 1 to {MAX_THREADS}, got {}",
+                options.threads
+            )));
         }
         let (engines, engine_reason) = engine::select(&adapter, options.engine, options.threads)?;
         Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })

@@ -1444,8 +1444,11 @@ fn threaded_sessions_bit_identical_to_one_thread() {
             }
         }
     }
-    let zero = SessionOptions { threads: 0, ..Default::default() };
-    assert_eq!(Session::new(fix.adapter.clone(), zero).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
+    for threads in [0, rrra::MAX_THREADS + 1, usize::MAX] {
+        let bad = SessionOptions { threads, ..Default::default() };
+        let err = Session::new(fix.adapter.clone(), bad).err().expect("refused");
+        assert!(err.kind() == ErrorKind::InvalidArgument && err.message().contains("threads"), "{err}");
+    }
 }
 
 // =============================================================================================

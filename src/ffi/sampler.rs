@@ -36,8 +36,8 @@ pub unsafe extern "C" fn rrra_sample_negatives(
         // SAFETY (all three): the caller's contract.
         let scores = unsafe { input_slice(log_s_rs, k, "log_s_rs", "k") }?;
         let mask = unsafe { optional_input(positive_mask, positive_mask_len, "positive_mask", "positive_mask_len") }?;
-        let out = unsafe { output_slice(samples, samples_len, "samples", "samples_len") }?
-            .ok_or_else(|| null_pointer("samples"))?;
+        // NULL with samples_len 0 asks for nothing: the count is then 0.
+        let out = unsafe { output_slice(samples, samples_len, "samples", "samples_len") }?.unwrap_or_default();
         if count_out.is_null() {
             return Err(null_pointer("count_out"));
         }

@@ -38,8 +38,8 @@ pub struct rrra_session_options {
     pub struct_size: usize,
     /// An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
     pub engine: u32,
-    /// Threads one call may use, splitting a batch's queries between them; 0 means 1, the
-    /// default. Threads are started per call: worth it for batches of many queries.
+    /// Threads one call may use (0 means 1, the default; at most 1024): a batch's queries are
+    /// split between them, or one long list's candidates. Threads are started per call.
     pub threads: u32,
 }
 

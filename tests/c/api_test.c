@@ -2117,7 +2117,8 @@ static void test_threads(const rrra_model *model) {
 /* ------------------------------------------------------------------------------------------ */
 
 /* Inputs that once slipped through: each now fails cleanly, or succeeds without a huge allocation. */
-static void test_boundary_regressions(rrra_session *s, const rrra_corpus *corpus) {
+static void test_boundary_regressions(const rrra_model *model, rrra_session *s, const rrra_corpus *corpus) {
+    static const size_t fewer_counts[NQ] = {3, 0, 1, 2};
     rrra_batch batch;
     rrra_rerank_outputs o;
     rrra_resample_request req;
@@ -2138,6 +2139,24 @@ static void test_boundary_regressions(rrra_session *s, const rrra_corpus *corpus
     rr_outputs(&o);
     EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &o), RRRA_STATUS_NULL_POINTER,
                        "batch->base_scores is NULL but batch->base_scores_len is");
+
+    /* more candidate rows than the counts use: counts and candidates disagree */
+    dense_batch(&batch);
+    batch.candidate_counts = fewer_counts;
+    rr_outputs(&o);
+    EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &o), RRRA_STATUS_INVALID_ARGUMENT,
+                       "that candidate_counts add up to");
+
+    /* a thread count no machine has, as an uninitialised field would give */
+    {
+        rrra_session_options so;
+        rrra_session *big = NULL;
+        memset(&so, 0, sizeof so);
+        so.struct_size = sizeof so;
+        so.threads = UINT32_MAX;
+        EXPECT_ERR(rrra_session_new(model, &so, &big), RRRA_STATUS_INVALID_ARGUMENT, "threads");
+        CHECK(big == NULL);
+    }
 
     /* a finite lambda so large that log s_RR overflows f32 */
     dense_batch(&batch);
@@ -2197,7 +2216,7 @@ int main(int argc, char **argv) {
     test_rerank_errors(s, corpus);
     test_resample(s, corpus);
     test_resample_errors(s);
-    test_boundary_regressions(s, corpus);
+    test_boundary_regressions(model, s, corpus);
     test_sample_negatives_errors();
     test_engines(model, corpus);
     test_threads(model);
