@@ -27,6 +27,9 @@
 // Fills the sample slots past a query's count.
 #define RRRA_NOT_DRAWN UINT32_MAX
 
+// The most threads `rrra_session_options.threads` may ask for.
+#define RRRA_MAX_THREADS 1024
+
 // Override `lambda_rr` (`rrra_score_options.override_flags`).
 #define RRRA_OVERRIDE_LAMBDA_RR 1
 
@@ -41,10 +44,6 @@
 
 // Override `base_tau`.
 #define RRRA_OVERRIDE_BASE_TAU 16
-
-// More threads than any machine this runs on has cores; a larger count is a caller bug
-// (an uninitialised field, say), refused rather than allocated for.
-#define MAX_THREADS 1024
 
 // Result of every fallible function. Values are never renumbered; new ones are appended.
 enum rrra_status
@@ -197,7 +196,7 @@ typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
   uint32_t engine;
-  // Threads one call may use (0 means 1, the default; at most 1024): a batch's queries are
+  // Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's queries are
   // split between them, or one long list's candidates. Threads are started per call.
   uint32_t threads;
 } rrra_session_options;
@@ -337,7 +336,8 @@ rrra_status rrra_corpus_new(const float *data,
                             size_t row_stride,
                             struct rrra_corpus **corpus_out);
 
-// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none.
+// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none; leaves
+// `rrra_last_error()` as it was.
 // Thread-safety: no call may be using the corpus, on any thread.
 //
 // # Safety
@@ -369,7 +369,8 @@ rrra_status rrra_model_load_bytes(const uint8_t *bytes,
                                   struct rrra_model **model_out);
 
 // Releases a model. NULL is a no-op. Sessions created from the model keep their own
-// reference, so a model may be freed while its sessions live on. Errors: none.
+// reference, so a model may be freed while its sessions live on. Errors: none; leaves
+// `rrra_last_error()` as it was.
 // Thread-safety: no other call may be using this handle at the same time.
 //
 // # Safety
@@ -420,7 +421,8 @@ rrra_status rrra_session_new(const struct rrra_model *model,
                              const struct rrra_session_options *options,
                              struct rrra_session **session_out);
 
-// Releases a session and its scratch memory. NULL is a no-op. Errors: none.
+// Releases a session and its scratch memory. NULL is a no-op. Errors: none; leaves
+// `rrra_last_error()` as it was.
 // Thread-safety: no other call may be using the session.
 //
 // # Safety

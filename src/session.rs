@@ -152,7 +152,7 @@ fn run_engines(
             handles.push(scope.spawn(move || engine.forward(adapter, &sub, mine, 1)));
         }
         // A panic in a worker resumes here, inside the caller's panic boundary.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
 }
 

@@ -79,6 +79,13 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> rrra_status {
     }
 }
 
+/// Runs a `*_free` body behind the panic boundary without touching `rrra_last_error`, so a
+/// caller may clean up before it reads the message of the call that failed.
+pub(crate) fn guard_free(body: impl FnOnce()) {
+    // A panic while freeing has nowhere to be reported; it must not unwind into C.
+    let _ = catch_unwind(AssertUnwindSafe(body));
+}
+
 /// The message of the last failed call on this thread, or "" if the last call succeeded.
 ///
 /// Ownership: the string belongs to the library and stays valid until the next rrra call on

@@ -1,7 +1,7 @@
 //! `rrra_corpus`: a caller-owned embedding matrix registered once, so candidates can be
 //! passed as row ids instead of copied rows.
 
-use super::boundary::{free_handle, guard, input_slice, null_pointer, rrra_status, write_handle};
+use super::boundary::{free_handle, guard, guard_free, input_slice, null_pointer, rrra_status, write_handle};
 use crate::batch::Corpus;
 use crate::error::Result;
 
@@ -64,16 +64,16 @@ pub unsafe extern "C" fn rrra_corpus_new(
     })
 }
 
-/// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none.
+/// Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none; leaves
+/// `rrra_last_error()` as it was.
 /// Thread-safety: no call may be using the corpus, on any thread.
 ///
 /// # Safety
 /// `corpus` must be NULL or a live corpus not in use by any call, never used again after.
 #[no_mangle]
 pub unsafe extern "C" fn rrra_corpus_free(corpus: *mut rrra_corpus) {
-    let _ = guard(|| {
+    guard_free(|| {
         // SAFETY: the caller's contract.
         unsafe { free_handle(corpus) };
-        Ok(())
     });
 }

@@ -1,6 +1,8 @@
 //! `rrra_model`: a loaded adapter, immutable and shareable between threads.
 
-use super::boundary::{free_handle, guard, input_slice, null_pointer, read_struct, rrra_status, write_handle};
+use super::boundary::{
+    free_handle, guard, guard_free, input_slice, null_pointer, read_struct, rrra_status, write_handle,
+};
 use crate::error::{Error, ErrorKind};
 use crate::model::{Activation, Adapter, BaseTransform, Similarity};
 use std::ffi::{c_char, CStr, CString};
@@ -128,7 +130,8 @@ pub unsafe extern "C" fn rrra_model_load_bytes(
 }
 
 /// Releases a model. NULL is a no-op. Sessions created from the model keep their own
-/// reference, so a model may be freed while its sessions live on. Errors: none.
+/// reference, so a model may be freed while its sessions live on. Errors: none; leaves
+/// `rrra_last_error()` as it was.
 /// Thread-safety: no other call may be using this handle at the same time.
 ///
 /// # Safety
@@ -136,10 +139,9 @@ pub unsafe extern "C" fn rrra_model_load_bytes(
 /// during this call and never used again after it.
 #[no_mangle]
 pub unsafe extern "C" fn rrra_model_free(model: *mut rrra_model) {
-    let _ = guard(|| {
+    guard_free(|| {
         // SAFETY: the caller's contract.
         unsafe { free_handle(model) };
-        Ok(())
     });
 }
 

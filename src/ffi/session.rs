@@ -1,8 +1,8 @@
 //! `rrra_session`: scratch memory and an engine over one model; rerank and resample calls.
 
 use super::boundary::{
-    check_disjoint, extent, free_handle, guard, input_slice, null_pointer, optional_input, output_slice, read_struct,
-    rrra_status, write_handle, Extent,
+    check_disjoint, extent, free_handle, guard, guard_free, input_slice, null_pointer, optional_input, output_slice,
+    read_struct, rrra_status, write_handle, Extent,
 };
 use super::corpus::rrra_corpus;
 use super::model::{base_transform_from_code, rrra_model};
@@ -38,10 +38,14 @@ pub struct rrra_session_options {
     pub struct_size: usize,
     /// An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
     pub engine: u32,
-    /// Threads one call may use (0 means 1, the default; at most 1024): a batch's queries are
+    /// Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's queries are
     /// split between them, or one long list's candidates. Threads are started per call.
     pub threads: u32,
 }
+
+/// The most threads `rrra_session_options.threads` may ask for.
+pub const RRRA_MAX_THREADS: u32 = 1024;
+const _: () = assert!(RRRA_MAX_THREADS as usize == crate::session::MAX_THREADS);
 
 /// Override `lambda_rr` (`rrra_score_options.override_flags`).
 pub const RRRA_OVERRIDE_LAMBDA_RR: u32 = 1;
@@ -207,17 +211,17 @@ pub unsafe extern "C" fn rrra_session_new(
     })
 }
 
-/// Releases a session and its scratch memory. NULL is a no-op. Errors: none.
+/// Releases a session and its scratch memory. NULL is a no-op. Errors: none; leaves
+/// `rrra_last_error()` as it was.
 /// Thread-safety: no other call may be using the session.
 ///
 /// # Safety
 /// `session` must be NULL or live, not in use by another thread, never used again after.
 #[no_mangle]
 pub unsafe extern "C" fn rrra_session_free(session: *mut rrra_session) {
-    let _ = guard(|| {
+    guard_free(|| {
         // SAFETY: the caller's contract.
         unsafe { free_handle(session) };
-        Ok(())
     });
 }
 

@@ -2158,6 +2158,13 @@ static void test_boundary_regressions(const rrra_model *model, rrra_session *s, 
         CHECK(big == NULL);
     }
 
+    /* cleaning up after a failure keeps its message for the caller to read */
+    EXPECT_ERR(rrra_session_rerank(s, NULL, NULL, &o), RRRA_STATUS_NULL_POINTER, "batch");
+    rrra_model_free(NULL);
+    rrra_corpus_free(NULL);
+    rrra_session_free(NULL);
+    CHECK(strstr(rrra_last_error(), "batch") != NULL);
+
     /* a finite lambda so large that log s_RR overflows f32 */
     dense_batch(&batch);
     score_options_init(&opt);

@@ -34,7 +34,7 @@ Candidates = Union[npt.ArrayLike, Tuple[npt.ArrayLike, "Corpus"]]
 
 _U64_MAX = (1 << 64) - 1
 #: Upper bound on Session(threads=...), see Session.__init__.
-_MAX_THREADS = 1024
+_MAX_THREADS = _lib.RRRA_MAX_THREADS
 
 
 # ---- input conversion ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 #: struct layouts may change between minor versions before 1.0.
 HEADER_VERSION = "0.1.0"
 RRRA_NOT_DRAWN = 0xFFFFFFFF
+RRRA_MAX_THREADS = 1024
 RRRA_OVERRIDE_LAMBDA_RR = 1
 RRRA_OVERRIDE_GAMMA_RS = 2
 RRRA_OVERRIDE_BASE_TRANSFORM = 4

@@ -128,6 +128,7 @@ def test_constants_match_header():
     defines = dict(re.findall(r"#define (RRRA_\w+) (\S+)", text))
     assert defines["RRRA_VERSION_STRING"].strip('"') == _lib.HEADER_VERSION
     assert defines["RRRA_NOT_DRAWN"] == "UINT32_MAX" and _lib.RRRA_NOT_DRAWN == 2**32 - 1
+    assert int(defines["RRRA_MAX_THREADS"]) == _lib.RRRA_MAX_THREADS
     for key, value in defines.items():
         if key.startswith("RRRA_OVERRIDE_"):
             assert getattr(_lib, key) == int(value), key
