@@ -98,7 +98,8 @@ pub(crate) fn sample_with_scratch(
         let key = if scale.is_infinite() { f64::NEG_INFINITY } else { u.ln() * scale };
         keys.push((key, i as u32));
     }
-    keys.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    // A total order (indices are unique), so the allocation-free unstable sort is exact.
+    keys.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let count = keys.len().min(out.len());
     for (o, (_, i)) in out.iter_mut().zip(keys.iter()) {
         *o = *i;

@@ -124,6 +124,8 @@ pub(crate) fn stable_order(scores: &[f64], order: &mut [u32]) {
     for (i, o) in order.iter_mut().enumerate() {
         *o = i as u32;
     }
-    // Scores are finite here (checked by the caller), so total_cmp is the numeric order.
-    order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    // Scores are finite here (checked by the caller), so total_cmp is the numeric order; ties
+    // go to the lower position, which makes the order total and the unstable sort stable (and
+    // allocation-free, unlike `sort_by`).
+    order.sort_unstable_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b)));
 }
