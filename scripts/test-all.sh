@@ -8,3 +8,4 @@ cd "$(dirname "$0")/.."
 cargo test
 bash bindings/python/test.sh
 bash bindings/java/test.sh
+RRRA_MINILM_DIR="$(bash scripts/fetch-minilm.sh)" cargo test --features encoder --test encoder

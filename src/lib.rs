@@ -26,9 +26,12 @@
 //! ```
 
 mod batch;
+#[cfg(feature = "encoder")]
+pub mod encoder;
 mod engine;
 mod error;
 pub mod ffi;
+mod linalg;
 mod model;
 pub mod sampler;
 mod scores;

@@ -15,6 +15,7 @@ use super::reference::{activate, cosine};
 use super::{Engine, EngineKind, PairRaw};
 use crate::batch::{Batch, Candidates};
 use crate::error::Result;
+use crate::linalg::gemm;
 use crate::model::{Activation, Adapter, Similarity};
 use std::sync::Arc;
 
@@ -219,52 +220,6 @@ impl BlockScratch {
                 Similarity::Cosine => vec![0.0; BLOCK * w.dim],
             },
         }
-    }
-}
-
-/// `c = a · b` for an `m × k` matrix `a` and a `k × n` matrix `b` with the given row and
-/// column strides, into `c` with row stride `rsc`. Checks that every matrix lies inside its
-/// slice, which is what makes the call to `sgemm` sound.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    rsc: usize,
-) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(c.len() > last(m, n, rsc, 1), "gemm: output out of bounds");
-    if k > 0 {
-        assert!(a.len() > last(m, k, rsa, csa) && b.len() > last(k, n, rsb, csb), "gemm: input out of bounds");
-    }
-    // SAFETY: the assertions above keep every element sgemm reads or writes inside its slice;
-    // `c` is a distinct `&mut`, so the output aliases neither input, and with rsc ≥ n (every
-    // caller) no two output elements coincide.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
-            c.as_mut_ptr(),
-            rsc as isize,
-            1,
-        );
     }
 }
 

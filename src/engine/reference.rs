@@ -48,36 +48,13 @@ pub(crate) fn cosine(dot: f32, norm_a: f32, norm_b: f32) -> f32 {
 pub(crate) fn activate(kind: Activation, x: f32) -> f32 {
     match kind {
         Activation::Relu => x.max(0.0),
-        Activation::Gelu => {
-            let x = x as f64;
-            (0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))) as f32
-        }
+        Activation::Gelu => crate::linalg::gelu(x),
         Activation::GeluTanh => {
             const C: f32 = 0.797_884_6; // √(2/π)
             0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
         }
         Activation::Silu => x / (1.0 + (-x).exp()),
         Activation::Tanh => x.tanh(),
-    }
-}
-
-/// erf with relative error below 1.2e-7 everywhere (Numerical Recipes' Chebyshev fit of erfc),
-/// well inside f32 precision; std has no erf.
-fn erf(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    if x >= 0.0 {
-        1.0 - erfc
-    } else {
-        erfc - 1.0
     }
 }
 
