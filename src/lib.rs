@@ -26,16 +26,21 @@
 //! ```
 
 mod batch;
+#[cfg(feature = "pipeline")]
+pub mod dataset;
 #[cfg(feature = "encoder")]
 pub mod encoder;
 mod engine;
 mod error;
+pub mod eval;
 pub mod ffi;
 mod linalg;
 mod model;
+pub mod retrieval;
 pub mod sampler;
 mod scores;
 mod session;
+pub mod train;
 
 pub use batch::{Batch, Candidates, Corpus};
 pub use engine::{EngineKind, EnginePreference};

@@ -1,7 +1,7 @@
 //! Small f32 numerics shared by the engines and the encoder: a bounds-checked GEMM over
 //! `matrixmultiply`, and erf (std has none) with the exact GELU built on it.
 
-/// `c[i*rsc + j] = Σ_k a[i*rsa + k*csa] · b[k*rsb + j*csb]` for `i < m`, `j < n` (β = 0).
+/// `c[i*rsc + j] = Σ_k a[i*rsa + k*csa] · b[k*rsb + j*csb]` for `i < m`, `j < n`.
 /// Panics (never undefined behaviour) when a stride would reach outside a slice.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
@@ -9,9 +9,26 @@ pub(crate) fn gemm(
     k: usize,
     n: usize,
     a: &[f32],
+    strides_a: (usize, usize),
+    b: &[f32],
+    strides_b: (usize, usize),
+    c: &mut [f32],
+    rsc: usize,
+) {
+    gemm_beta(m, k, n, a, strides_a, b, strides_b, 0.0, c, rsc)
+}
+
+/// As [`gemm`], but `c = β·c + a·b` (β = 1 accumulates, as gradients do).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_beta(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
     (rsa, csa): (usize, usize),
     b: &[f32],
     (rsb, csb): (usize, usize),
+    beta: f32,
     c: &mut [f32],
     rsc: usize,
 ) {
@@ -23,7 +40,12 @@ pub(crate) fn gemm(
     assert!(c.len() > last(m, n, rsc, 1), "gemm: output out of bounds");
     if k == 0 {
         for i in 0..m {
-            c[i * rsc..i * rsc + n].fill(0.0);
+            let row = &mut c[i * rsc..i * rsc + n];
+            if beta == 0.0 {
+                row.fill(0.0); // even over NaN, as sgemm treats β = 0
+            } else {
+                row.iter_mut().for_each(|x| *x *= beta);
+            }
         }
         return;
     }
@@ -43,7 +65,7 @@ pub(crate) fn gemm(
             b.as_ptr(),
             rsb as isize,
             csb as isize,
-            0.0,
+            beta,
             c.as_mut_ptr(),
             rsc as isize,
             1,

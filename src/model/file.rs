@@ -201,18 +201,56 @@ pub(super) fn serialize(adapter: &Adapter, dtype: WeightDtype) -> Result<Vec<u8>
         };
         encoded.push(bytes);
     }
-    let st_dtype = match dtype {
-        WeightDtype::F32 => Dtype::F32,
-        WeightDtype::F16 => Dtype::F16,
-        WeightDtype::BF16 => Dtype::BF16,
+    // The header is written here rather than by `safetensors::serialize`, whose metadata is a
+    // HashMap in random order: sorted keys and tensors make the same adapter the same bytes.
+    let dtype_name = match dtype {
+        WeightDtype::F32 => "F32",
+        WeightDtype::F16 => "F16",
+        WeightDtype::BF16 => "BF16",
     };
-    let mut views = Vec::with_capacity(6);
-    for ((name, shape, _), bytes) in tensors.iter().zip(&encoded) {
-        let shape: Vec<usize> = if shape[1] == 0 { vec![shape[0]] } else { shape.to_vec() };
-        let view = TensorView::new(st_dtype, shape, bytes)
-            .map_err(|e| Error::invalid_model(format!("tensor '{name}': {e}")))?;
-        views.push((*name, view));
+    let mut metadata: Vec<(String, String)> = adapter.config().to_metadata().into_iter().collect();
+    metadata.sort();
+    let entries: Vec<String> = metadata.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
+    let mut header = format!("{{\"__metadata__\":{{{}}}", entries.join(","));
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| tensors[i].0);
+    let mut offset = 0;
+    for &i in &order {
+        let (name, shape, _) = tensors[i];
+        let shape = if shape[1] == 0 { format!("[{}]", shape[0]) } else { format!("[{},{}]", shape[0], shape[1]) };
+        let end = offset + encoded[i].len();
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"{dtype_name}\",\"shape\":{shape},\"data_offsets\":[{offset},{end}]}}",
+            json_string(name)
+        ));
+        offset = end;
     }
-    safetensors::serialize(views, Some(adapter.config().to_metadata()))
-        .map_err(|e| Error::invalid_model(format!("cannot serialise adapter: {e}")))
+    header.push('}');
+    // Data starts 8-byte aligned, as the format recommends; the padding is spaces.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for &i in &order {
+        out.extend_from_slice(&encoded[i]);
+    }
+    Ok(out)
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -6,7 +6,15 @@
 //! error, 2 a usage error.
 
 mod bench;
+#[cfg(feature = "pipeline")]
+mod evaluate;
 mod npy;
+#[cfg(feature = "pipeline")]
+mod pipeline;
+#[cfg(feature = "pipeline")]
+mod report;
+#[cfg(feature = "pipeline")]
+mod svg;
 
 use rrra::{
     Adapter, BaseTransform, Batch, Candidates, Corpus, EngineKind, EnginePreference, Reranked, ScoreOptions, Session,
@@ -25,6 +33,7 @@ Usage:
   rrra inspect MODEL.safetensors [--json]
   rrra rerank --model MODEL --queries Q.npy --candidates C.npy [options]
   rrra bench --d D --h H --k K [options]
+  rrra encode | train | eval | mine | demo [options]   (built with --features pipeline)
   rrra help [COMMAND]
   rrra --version
 
@@ -32,6 +41,11 @@ Commands:
   inspect   print an adapter file's dimensions and score configuration
   rerank    score and reorder candidates for each query
   bench     time reranking on a random adapter and random candidates
+  encode    embed a retrieval dataset and retrieve its top-K candidates
+  train     train an adapter on them (SPEC §7)
+  eval      measure an adapter: reranking metrics, classification, latency, sampling
+  mine      write training triples with false-negative-aware hard negatives
+  demo      all of the above on the default dataset, with a report
   help      print this text, or a command's usage
 
 Run 'rrra help COMMAND' for a command's options.
@@ -123,15 +137,55 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
                 "inspect" => print(INSPECT_USAGE),
                 "rerank" => print(RERANK_USAGE),
                 "bench" => print(bench::BENCH_USAGE),
-                _ => Err(usage(format!("no help for '{}'; commands: inspect, rerank, bench", topic.to_string_lossy()))),
+                #[cfg(feature = "pipeline")]
+                other if pipeline::help(other).is_some() => print(&pipeline::help(other).unwrap_or_default()),
+                _ => Err(usage(format!(
+                    "no help for '{}'; commands: inspect, rerank, bench, encode, train, eval, mine, demo",
+                    topic.to_string_lossy()
+                ))),
             },
         },
         "-V" | "--version" | "version" => print(&format!("rrra {}\n", rrra::VERSION)),
         "inspect" => inspect(parse("inspect", args, &[], &["--json"])?),
         "rerank" => rerank(parse("rerank", args, RERANK_OPTIONS, &[])?),
         "bench" => bench::bench(parse("bench", args, bench::BENCH_OPTIONS, &["--json"])?),
+        #[cfg(feature = "pipeline")]
+        "encode" => pipeline::encode_command(parse("encode", args, pipeline::INPUT_OPTIONS, &[])?),
+        #[cfg(feature = "pipeline")]
+        "train" => pipeline::train_command(parse(
+            "train",
+            args,
+            &[pipeline::INPUT_OPTIONS, pipeline::TRAIN_OPTIONS].concat(),
+            &[],
+        )?),
+        #[cfg(feature = "pipeline")]
+        "eval" => pipeline::eval_command(parse(
+            "eval",
+            args,
+            &[pipeline::INPUT_OPTIONS, pipeline::EVAL_OPTIONS].concat(),
+            &[],
+        )?),
+        #[cfg(feature = "pipeline")]
+        "mine" => pipeline::mine_command(parse(
+            "mine",
+            args,
+            &[pipeline::INPUT_OPTIONS, pipeline::MINE_OPTIONS].concat(),
+            &[],
+        )?),
+        #[cfg(feature = "pipeline")]
+        "demo" => pipeline::demo_command(parse(
+            "demo",
+            args,
+            &[pipeline::INPUT_OPTIONS, pipeline::TRAIN_OPTIONS, &["--report", "--negatives"]].concat(),
+            pipeline::DEMO_OPTIONS,
+        )?),
+        #[cfg(not(feature = "pipeline"))]
+        "encode" | "train" | "eval" | "mine" | "demo" => Err(failed(format!(
+            "'{}' needs the pipeline feature: cargo run --release --features pipeline -- ...",
+            command.to_string_lossy()
+        ))),
         _ => Err(usage(format!(
-            "unknown command '{}'; commands: inspect, rerank, bench, help",
+            "unknown command '{}'; commands: inspect, rerank, bench, encode, train, eval, mine, demo, help",
             command.to_string_lossy()
         ))),
     }
@@ -207,6 +261,10 @@ fn parse(
 impl Parsed {
     fn value(&self, name: &str) -> Option<&OsString> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+    #[cfg_attr(not(feature = "pipeline"), allow(dead_code))]
+    fn switch(&self, name: &str) -> bool {
+        self.switches.contains(&name)
     }
     fn path(&self, name: &str) -> Option<PathBuf> {
         self.value(name).map(PathBuf::from)
