@@ -50,12 +50,7 @@ pub fn exact_top_k(queries: &[f32], corpus: &[f32], dim: usize, k: usize, thread
         if m.len() % dim != 0 {
             return Err(Error::invalid_argument(format!("{name}: length {} is not a multiple of dim {dim}", m.len())));
         }
-        if let Some(i) = m.iter().position(|x| !x.is_finite()) {
-            return Err(Error::new(
-                crate::ErrorKind::NonFiniteInput,
-                format!("{name}: row {} column {} is {}", i / dim, i % dim, m[i]),
-            ));
-        }
+        check_finite_rows(name, m, dim)?;
     }
     let (m, n) = (queries.len() / dim, corpus.len() / dim);
     let k = k.min(n);
@@ -74,6 +69,17 @@ pub fn exact_top_k(queries: &[f32], corpus: &[f32], dim: usize, k: usize, thread
         }
     });
     Ok(top)
+}
+
+/// Fails with the row and column of the first NaN or ±Inf in the row-major matrix `m`.
+pub(crate) fn check_finite_rows(name: &str, m: &[f32], dim: usize) -> Result<()> {
+    match m.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::new(
+            crate::ErrorKind::NonFiniteInput,
+            format!("{name}: row {} column {} is {}", i / dim, i % dim, m[i]),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn top_k_rows(queries: &[f32], corpus: &[f32], dim: usize, k: usize, docs: &mut [u32], scores: &mut [f32]) {

@@ -41,12 +41,16 @@ impl Setup {
     }
 
     fn run(&self, command: &str, extra: &[&str]) -> Output {
+        self.run_on_threads(command, "2", extra)
+    }
+
+    fn run_on_threads(&self, command: &str, threads: &str, extra: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_rrra"))
             .arg(command)
             .args(["--data".as_ref(), self.data.as_os_str()])
             .args(["--encoder".as_ref(), self.encoder.as_os_str()])
             .args(["--work".as_ref(), self.work.as_os_str()])
-            .args(["--max-docs", MAX_DOCS, "--k", "20", "--threads", "2"])
+            .args(["--max-docs", MAX_DOCS, "--k", "20", "--threads", threads])
             .args(extra)
             .output()
             .unwrap();
@@ -104,16 +108,7 @@ fn training_is_deterministic_across_thread_counts_and_the_file_loads() {
     let (a, b) = (path("a.safetensors"), path("b.safetensors"));
     s.run("train", &[&QUICK_TRAINING[..], &["--out", &a]].concat());
     // The same run on one thread: the gradient shards are summed in a fixed order.
-    let out = Command::new(env!("CARGO_BIN_EXE_rrra"))
-        .arg("train")
-        .args(["--data".as_ref(), s.data.as_os_str(), "--encoder".as_ref(), s.encoder.as_os_str()])
-        .args(["--work".as_ref(), s.work.as_os_str()])
-        .args(["--max-docs", MAX_DOCS, "--k", "20", "--threads", "1"])
-        .args(QUICK_TRAINING)
-        .args(["--out", &b])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    s.run_on_threads("train", "1", &[&QUICK_TRAINING[..], &["--out", &b]].concat());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, same file");
     let adapter = rrra::Adapter::from_file(&a).unwrap();
     let c = adapter.config();

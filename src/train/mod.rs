@@ -19,7 +19,7 @@ mod pass;
 use crate::error::{Error, Result};
 use crate::eval::metrics::{recall_at, reciprocal_rank_at};
 use crate::model::{Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Similarity};
-use crate::retrieval::TopK;
+use crate::retrieval::{check_finite_rows, TopK};
 use crate::sampler::SplitMix64;
 use calibrate::Fusion;
 use pass::{LossParts, LossWeights, Workspace};
@@ -367,12 +367,8 @@ fn check(emb: &Embeddings<'_>, train: &[CandidateList], dev: &[CandidateList], o
             }
         }
     }
-    let check_rows = |name: &str, m: &[f32]| match m.iter().position(|x| !x.is_finite()) {
-        Some(i) => bad(format!("embeddings: {name} row {} column {} is {}", i / emb.dim, i % emb.dim, m[i])),
-        None => Ok(()),
-    };
-    check_rows("queries", emb.queries)?;
-    check_rows("corpus", emb.corpus)
+    check_finite_rows("embeddings: queries", emb.queries, emb.dim)?;
+    check_finite_rows("embeddings: corpus", emb.corpus, emb.dim)
 }
 
 /// Class weights `(n_c / N)^(−γ)`, scaled so the average weight per pair is 1; a class that
@@ -400,9 +396,16 @@ fn initial_weights(d: usize, h: usize, rng: &mut SplitMix64) -> AdapterWeights {
 }
 
 fn zeros(d: usize, h: usize) -> AdapterWeights {
-    let mut w = AdapterWeights::random(d, h, 0);
-    zero(&mut w);
-    w
+    AdapterWeights {
+        dim: d,
+        hidden: h,
+        fc1_weight: vec![0.0; h * 3 * d],
+        fc1_bias: vec![0.0; h],
+        fc2_weight: vec![0.0; d * h],
+        fc2_bias: vec![0.0; d],
+        classifier_weight: vec![0.0; 4 * h],
+        classifier_bias: vec![0.0; 4],
+    }
 }
 
 fn tensors_mut(w: &mut AdapterWeights) -> [&mut Vec<f32>; 6] {

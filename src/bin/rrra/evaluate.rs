@@ -11,7 +11,7 @@ use rrra::eval::negatives;
 use rrra::eval::stats::{bootstrap_mean, paired_randomization_test, sign_test, Interval};
 use rrra::sampler::NOT_DRAWN;
 use rrra::train::CandidateList;
-use rrra::{Adapter, Batch, Candidates, Corpus, RerankOutputs, ResampleRequest, ScoreOptions, Session, SessionOptions};
+use rrra::{Adapter, Corpus, RerankOutputs, ResampleRequest, ScoreOptions, Session, SessionOptions};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,26 +62,8 @@ fn session(adapter: &Arc<Adapter>) -> Result<Session, Failure> {
     Ok(Session::new(adapter.clone(), SessionOptions::default())?)
 }
 
-/// One query's candidates as a batch that borrows the corpus.
-fn batch<'a>(
-    inputs: &'a Inputs,
-    corpus: &'a Corpus<'a>,
-    list: &'a CandidateList,
-    ids: &'a [u64],
-    count: &'a [usize],
-) -> Batch<'a> {
-    let d = inputs.dim;
-    Batch {
-        dim: d,
-        queries: &inputs.queries[list.query as usize * d..][..d],
-        candidate_counts: count,
-        candidates: Candidates::ById { corpus, ids },
-        base_scores: Some(&list.base),
-    }
-}
-
 pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: usize) -> Result<Evaluation, Failure> {
-    let corpus = Corpus::new(&inputs.corpus, inputs.corpus.len() / inputs.dim, inputs.dim, inputs.dim)?;
+    let corpus = inputs.corpus_view()?;
     let mut session = session(adapter)?;
     let engine = format!("{:?}", session.engine()).to_lowercase();
     let options = ScoreOptions::default();
@@ -97,7 +79,7 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
         ids.extend(list.docs.iter().map(|&d| d as u64));
         let k = list.docs.len();
         let count = [k];
-        let b = batch(inputs, &corpus, list, &ids, &count);
+        let b = inputs.batch(&corpus, list, &ids, &count);
         let started = Instant::now();
         session.rerank_into(&b, &options, &mut RerankOutputs { order: Some(&mut order[..k]), ..Default::default() })?;
         times.push(started.elapsed().as_secs_f64() * 1e6);
@@ -129,7 +111,7 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
     for list in inputs.lists(Split::Test, 1, true) {
         let ids: Vec<u64> = list.docs.iter().map(|&d| d as u64).collect();
         let count = [list.docs.len()];
-        let out = session.rerank(&batch(inputs, &corpus, &list, &ids, &count), &options)?;
+        let out = session.rerank(&inputs.batch(&corpus, &list, &ids, &count), &options)?;
         for (i, &label) in list.labels.iter().enumerate() {
             let p: [f32; 4] = out.class_probs[i * 4..i * 4 + 4].try_into().expect("four classes per pair");
             confusion.add(label as usize, argmax4(&p));
@@ -179,7 +161,7 @@ fn compare_samplers(
         let count = [list.docs.len()];
         let request =
             ResampleRequest { samples_per_query: n, seed: 7, first_query_index: qi as u64, positive_mask: Some(&mask) };
-        let rs = session.resample(&batch(inputs, corpus, list, &ids, &count), &ScoreOptions::default(), &request)?;
+        let rs = session.resample(&inputs.batch(corpus, list, &ids, &count), &ScoreOptions::default(), &request)?;
         let dups = &inputs.data.near_duplicates[list.query as usize];
         for (s, t) in tally.iter_mut().enumerate() {
             match s {

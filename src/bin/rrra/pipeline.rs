@@ -51,6 +51,27 @@ impl Inputs {
     pub fn embeddings(&self) -> Embeddings<'_> {
         Embeddings { dim: self.dim, queries: &self.queries, corpus: &self.corpus }
     }
+    /// The corpus embeddings as a view the library's batches borrow.
+    pub fn corpus_view(&self) -> Result<Corpus<'_>, Error> {
+        Corpus::new(&self.corpus, self.corpus.len() / self.dim, self.dim, self.dim)
+    }
+    /// One candidate list as a one-query batch by id into `corpus`, with the retriever's scores;
+    /// `ids` holds `list.docs` widened and `count` is `[list.docs.len()]`.
+    pub fn batch<'a>(
+        &'a self,
+        corpus: &'a Corpus<'a>,
+        list: &'a CandidateList,
+        ids: &'a [u64],
+        count: &'a [usize],
+    ) -> Batch<'a> {
+        Batch {
+            dim: self.dim,
+            queries: &self.queries[list.query as usize * self.dim..][..self.dim],
+            candidate_counts: count,
+            candidates: Candidates::ById { corpus, ids },
+            base_scores: Some(&list.base),
+        }
+    }
     /// Candidate lists of one split (with `append_relevant` for training, SPEC §7).
     pub fn lists(&self, split: Split, label_cutoff: usize, append_relevant: bool) -> Vec<CandidateList> {
         let queries = self.data.split(split);
@@ -436,23 +457,16 @@ pub fn mine_command(args: Parsed) -> Result<(), Failure> {
     let inputs = prepare(&args)?;
     let adapter = Arc::new(Adapter::from_file(&adapter_path)?);
     let mut session = Session::new(adapter, SessionOptions::default())?;
-    let corpus = Corpus::new(&inputs.corpus, inputs.corpus.len() / inputs.dim, inputs.dim, inputs.dim)?;
+    let corpus = inputs.corpus_view()?;
     let file =
         std::fs::File::create(&out_path).map_err(|e| failed(format!("cannot create {}: {e}", out_path.display())))?;
     let mut out = std::io::BufWriter::new(file);
-    let d = inputs.dim;
     let lists = inputs.lists(split, 1, false);
     for (qi, list) in lists.iter().enumerate() {
         let mask: Vec<u8> = list.relevant.iter().map(|&r| r as u8).collect();
         let ids: Vec<u64> = list.docs.iter().map(|&x| x as u64).collect();
         let count = [ids.len()];
-        let batch = Batch {
-            dim: d,
-            queries: &inputs.queries[list.query as usize * d..][..d],
-            candidate_counts: &count,
-            candidates: Candidates::ById { corpus: &corpus, ids: &ids },
-            base_scores: Some(&list.base),
-        };
+        let batch = inputs.batch(&corpus, list, &ids, &count);
         let request =
             ResampleRequest { samples_per_query: n, seed, first_query_index: qi as u64, positive_mask: Some(&mask) };
         let drawn = session.resample(&batch, &ScoreOptions::default(), &request)?;
