@@ -155,6 +155,30 @@ typedef uint32_t rrra_engine;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Instruction sets of the folded CPU engine's kernels, for `rrra_session_options.cpu_kernel` and
+// `rrra_session_cpu_kernel`.
+enum rrra_cpu_kernel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Options: the best this CPU has, detected at run time. Query: the engine has no CPU kernels.
+  RRRA_CPU_KERNEL_AUTO = 0,
+  // Plain code vectorised for the build's baseline (SSE2 on x86-64, NEON on AArch64).
+  RRRA_CPU_KERNEL_PORTABLE = 1,
+  // x86-64 AVX2 with FMA.
+  RRRA_CPU_KERNEL_AVX2 = 2,
+  // x86-64 AVX-512F.
+  RRRA_CPU_KERNEL_AVX512 = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rrra_cpu_kernel rrra_cpu_kernel;
+#else
+typedef uint32_t rrra_cpu_kernel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A borrowed view of the caller's corpus matrix. The library never copies or frees the rows.
 // Immutable: any number of threads and sessions may use one corpus at once.
 typedef struct rrra_corpus rrra_corpus;
@@ -191,7 +215,8 @@ typedef struct rrra_model_info {
   const char *encoder;
 } rrra_model_info;
 
-// Session settings. Set `struct_size = sizeof(rrra_session_options)`.
+// Session settings. Set `struct_size = sizeof(rrra_session_options)`; the 16-byte struct of
+// version 0.1 (without `cpu_kernel`) is still accepted.
 typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
@@ -199,6 +224,9 @@ typedef struct rrra_session_options {
   // Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's queries are
   // split between them, or one long list's candidates. Threads are started per call.
   uint32_t threads;
+  // An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
+  // benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.
+  uint32_t cpu_kernel;
 } rrra_session_options;
 
 // A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.
@@ -411,8 +439,8 @@ rrra_status rrra_sample_negatives(const float *log_s_rs,
 // Creates a session over `model`. `options` may be NULL for the defaults.
 //
 // Ownership: the session holds its own reference to the model; release it with
-// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine),
-// UNSUPPORTED (a forced engine is not available; the message says why).
+// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine or
+// kernel), UNSUPPORTED (a forced engine or CPU kernel is not available; the message says why).
 // Thread-safety: any thread; the model may be shared by many sessions.
 //
 // # Safety
@@ -439,6 +467,15 @@ void rrra_session_free(struct rrra_session *session);
 rrra_status rrra_session_engine(const struct rrra_session *session,
                                 uint32_t *engine_out,
                                 const char **reason_out);
+
+// The instruction set of the session's CPU kernels (`*kernel_out`, an `rrra_cpu_kernel` value;
+// `RRRA_CPU_KERNEL_AUTO` for an engine without CPU kernels). Why it was chosen is part of
+// `rrra_session_engine`'s reason. Errors: NULL_POINTER (session, kernel_out).
+// Thread-safety: any thread, concurrently with other read-only calls on the session.
+//
+// # Safety
+// `session` must be NULL or live; `kernel_out` NULL or writable.
+rrra_status rrra_session_cpu_kernel(const struct rrra_session *session, uint32_t *kernel_out);
 
 // Reranks every query of `batch` (SPEC §3–§4). `options` may be NULL (the model's settings).
 //

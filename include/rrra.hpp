@@ -243,6 +243,15 @@ enum class Engine : std::uint32_t {
     folded = RRRA_ENGINE_FOLDED,
 };
 
+/// The folded engine's instruction set (rrra_cpu_kernel).
+enum class CpuKernel : std::uint32_t {
+    /// Options: the best this CPU has. Query: the engine has no CPU kernels.
+    automatic = RRRA_CPU_KERNEL_AUTO,
+    portable = RRRA_CPU_KERNEL_PORTABLE,
+    avx2 = RRRA_CPU_KERNEL_AVX2,
+    avx512 = RRRA_CPU_KERNEL_AVX512,
+};
+
 /// Slots of ResampleResult::samples past a query's count.
 inline constexpr std::uint32_t not_drawn = RRRA_NOT_DRAWN;
 
@@ -274,6 +283,8 @@ struct SessionOptions {
     Engine engine = Engine::automatic;
     /// Threads one call may use; 0 means 1 (see rrra_session_options).
     std::uint32_t threads = 0;
+    /// Forces the folded engine's instruction set (tests and benchmarks).
+    CpuKernel cpu_kernel = CpuKernel::automatic;
 };
 
 /// The library's version string; compare with RRRA_VERSION_STRING (this header's).
@@ -574,6 +585,7 @@ public:
         rrra_session_options c = detail::sized<rrra_session_options>();
         c.engine = static_cast<std::uint32_t>(options.engine);
         c.threads = options.threads;
+        c.cpu_kernel = static_cast<std::uint32_t>(options.cpu_kernel);
         rrra_session *s = nullptr;
         detail::check(rrra_session_new(model.get(), &c, &s));
         handle_.reset(s);
@@ -584,6 +596,13 @@ public:
         std::uint32_t e = 0;
         detail::check(rrra_session_engine(handle_.get(), &e, nullptr));
         return static_cast<Engine>(e);
+    }
+
+    /// The folded engine's instruction set (CpuKernel::automatic for an engine without one).
+    CpuKernel cpu_kernel() const {
+        std::uint32_t k = 0;
+        detail::check(rrra_session_cpu_kernel(handle_.get(), &k));
+        return static_cast<CpuKernel>(k);
     }
 
     /// Why that engine was chosen.

@@ -2,7 +2,7 @@
 //! allocation-free. Use a session from one thread at a time; share the adapter instead.
 
 use crate::batch::Batch;
-use crate::engine::{self, Engine, EngineKind, EnginePreference, PairRaw};
+use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, PairRaw};
 use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
@@ -22,11 +22,14 @@ pub struct SessionOptions {
     /// threads behind their back oversubscribes the machine. Threads are started per call, so
     /// more than 1 pays off for batches of many queries, not for one short list.
     pub threads: usize,
+    /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
+    /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
+    pub cpu_kernel: Option<CpuKernel>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { engine: EnginePreference::Auto, threads: 1 }
+        SessionOptions { engine: EnginePreference::Auto, threads: 1, cpu_kernel: None }
     }
 }
 
@@ -176,7 +179,7 @@ impl Session {
                 options.threads
             )));
         }
-        let (engines, engine_reason) = engine::select(&adapter, options.engine, options.threads)?;
+        let (engines, engine_reason) = engine::select(&adapter, options.engine, options.cpu_kernel, options.threads)?;
         Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
     }
 
@@ -185,6 +188,10 @@ impl Session {
     }
     pub fn engine(&self) -> EngineKind {
         self.engines[0].kind()
+    }
+    /// The instruction set of the engine's kernels (`None` for the reference engine).
+    pub fn cpu_kernel(&self) -> Option<CpuKernel> {
+        self.engines[0].cpu_kernel()
     }
     /// Threads a call may use.
     pub fn threads(&self) -> usize {

@@ -518,6 +518,9 @@ fn bench_times_each_engine_on_a_tiny_shape() {
         if engine != "auto" {
             assert!(text.contains(&format!("\"engine\": \"{engine}\"")), "{text}");
         }
+        let kernel =
+            if engine == "reference" { "none".to_string() } else { rrra::CpuKernel::best().name().to_string() };
+        assert!(text.contains(&format!("\"kernel\": \"{kernel}\"")), "{text}");
         let (p10, median, p90) =
             (json_number(&text, "p10_ms"), json_number(&text, "median_ms"), json_number(&text, "p90_ms"));
         assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90.is_finite(), "{text}");
@@ -540,6 +543,7 @@ fn bench_refuses_what_it_cannot_run() {
         (bench(&["--k", "5", "--dtype", "f16"]), "--dtype: only f32 is supported"),
         (bench(&["--k", "5", "--dtype", "bf16"]), "--dtype: only f32 is supported"),
         (bench(&["--k", "5", "--engine", "cuda"]), "--engine: expected auto, reference or folded, got 'cuda'"),
+        (bench(&["--k", "5", "--kernel", "sse2"]), "--kernel: expected auto, portable, avx2 or avx512, got 'sse2'"),
         (bench(&[]), "rrra bench needs --k"),
         (vec!["bench".into(), "--k".into(), "5".into()], "rrra bench needs --d"),
         (bench(&["--k", "0"]), "--k: expected a positive integer, got 0"),

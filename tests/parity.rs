@@ -12,9 +12,9 @@ use common::{
 };
 use rrra::sampler::{sample_negatives, SplitMix64, NOT_DRAWN};
 use rrra::{
-    Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, EngineKind,
-    EnginePreference, ErrorKind, RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled, ScoreOptions,
-    Session, SessionOptions, Similarity, WeightDtype,
+    Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, CpuKernel,
+    EngineKind, EnginePreference, ErrorKind, RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled,
+    ScoreOptions, Session, SessionOptions, Similarity, WeightDtype,
 };
 use std::sync::Arc;
 
@@ -28,8 +28,27 @@ const ACTIVATIONS: [Activation; 5] =
     [Activation::Relu, Activation::Gelu, Activation::GeluTanh, Activation::Silu, Activation::Tanh];
 const SIMILARITIES: [Similarity; 2] = [Similarity::Dot, Similarity::Cosine];
 const TRANSFORMS: [BaseTransform; 3] = [BaseTransform::Identity, BaseTransform::Sigmoid, BaseTransform::Softmax];
-/// Every engine is held to the same reference; each session forces one.
-const ENGINES: [EngineKind; 2] = [EngineKind::Reference, EngineKind::Folded];
+/// One engine under test: the reference engine, or the folded engine on one instruction set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Engine {
+    kind: EngineKind,
+    kernel: Option<CpuKernel>,
+}
+
+impl Engine {
+    fn options(self, threads: usize) -> SessionOptions {
+        SessionOptions { engine: EnginePreference::Force(self.kind), threads, cpu_kernel: self.kernel }
+    }
+}
+
+/// Every engine is held to the same reference, the folded one on every instruction set this CPU
+/// has; each session forces one.
+fn engines() -> Vec<Engine> {
+    let folded = CpuKernel::ALL.into_iter().filter(|k| k.is_available());
+    std::iter::once(Engine { kind: EngineKind::Reference, kernel: None })
+        .chain(folded.map(|k| Engine { kind: EngineKind::Folded, kernel: Some(k) }))
+        .collect()
+}
 
 // =============================================================================================
 // Fixtures: a random adapter and its f64 twin.
@@ -78,10 +97,9 @@ impl Fixture {
         Fixture { adapter: Arc::new(adapter), model }
     }
 
-    fn session(&self, engine: EngineKind) -> Session {
-        let options = SessionOptions { engine: EnginePreference::Force(engine), ..Default::default() };
-        let session = Session::new(self.adapter.clone(), options).expect("session");
-        assert_eq!(session.engine(), engine);
+    fn session(&self, engine: Engine) -> Session {
+        let session = Session::new(self.adapter.clone(), engine.options(1)).expect("session");
+        assert_eq!((session.engine(), session.cpu_kernel()), (engine.kind, engine.kernel));
         session
     }
 
@@ -467,7 +485,7 @@ fn check_case(
     label: &str,
 ) -> Vec<(Reranked, Resampled)> {
     let mut results = Vec::new();
-    for engine in ENGINES {
+    for engine in engines() {
         let mut session = fix.session(engine);
         results.extend(check_with_session(&mut session, fix, case, options, layouts, rng, label));
     }
@@ -743,7 +761,7 @@ fn per_call_overrides() {
         let baked_fix = Fixture::from_weights(fix.adapter.weights().clone(), baked);
         let again = check_case(&baked_fix, &case, &ScoreOptions::default(), &LAYOUTS[..1], &mut rng, "baked");
         assert_eq!(got.len(), again.len(), "round {round}: overrides {options:?}");
-        for (engine, ((rr, _), (rr_baked, _))) in ENGINES.iter().zip(got.iter().zip(&again)) {
+        for (engine, ((rr, _), (rr_baked, _))) in engines().iter().zip(got.iter().zip(&again)) {
             assert!(
                 same_rerank(rr, rr_baked),
                 "round {round}, engine {engine:?}: overrides {options:?} differ from the same values in the file"
@@ -760,7 +778,7 @@ fn adapter_file_round_trip_scores_identically() {
     let loaded = Adapter::from_bytes(&fix.adapter.to_bytes(WeightDtype::F32).unwrap()).unwrap();
     let case = Case::random(&mut rng, 7, &[3, 0, 5], Embeddings::Normalised, BaseScores::Absent);
     let loaded = Fixture::from_adapter(loaded);
-    for engine in ENGINES {
+    for engine in engines() {
         let run = |fix: &Fixture| {
             with_batch(&case, LAYOUTS[0], |b| fix.session(engine).rerank(b, &ScoreOptions::default())).unwrap()
         };
@@ -886,7 +904,7 @@ fn outputs_fill_exactly_their_windows() {
         let case = Case::random(&mut rng, 7, &counts, Embeddings::Normalised, BaseScores::Logits);
         let spec = RequestSpec { n: 4, seed: 99, first_query_index: 3, mask: Some(vec![0; case.total()]) };
         let (request, options) = (spec.request(), ScoreOptions::default());
-        for (engine, layout) in ENGINES.into_iter().flat_map(|e| LAYOUTS.map(|l| (e, l))) {
+        for (engine, layout) in engines().into_iter().flat_map(|e| LAYOUTS.map(|l| (e, l))) {
             let mut session = fix.session(engine);
             let context = format!("engine {engine:?}, counts {counts:?}, layout {layout:?}");
             let mut buffers = Buffers::new(case.total(), counts.len(), spec.n, None);
@@ -922,7 +940,7 @@ fn partial_outputs_match_full_outputs() {
     let fix = Fixture::random(&mut rng, 7, 5, config, 1.0);
     let case = Case::random(&mut rng, 7, &[3, 0, 9], Embeddings::Normalised, BaseScores::Absent);
     let options = ScoreOptions::default();
-    for engine in ENGINES {
+    for engine in engines() {
         let mut session = fix.session(engine);
         with_batch(&case, LAYOUTS[0], |batch| {
             let full = session.rerank(batch, &options).unwrap();
@@ -1026,7 +1044,7 @@ fn errors_name_the_culprit_and_leave_buffers_untouched() {
     let counts = [3, 0, 4, 2];
     let clean = Case::random(&mut rng, 7, &counts, Embeddings::Normalised, BaseScores::Logits);
     let spec = RequestSpec { n: 3, seed: 5, first_query_index: 0, mask: None };
-    let sessions = ENGINES.map(|engine| fix.session(engine)).into();
+    let sessions = engines().into_iter().map(|engine| fix.session(engine)).collect();
     let mut probe = ErrorProbe { fix: &fix, spec, sessions };
     let defaults = ScoreOptions::default();
 
@@ -1349,7 +1367,7 @@ fn resampling_a_split_batch_draws_the_same_negatives() {
         with_batch(case, LAYOUTS[0], |b| session.resample(b, &options, &request)).unwrap()
     };
     let split_at = case.ranges()[2].start;
-    for engine in ENGINES {
+    for engine in engines() {
         let mut session = fix.session(engine);
         let whole = run(&mut session, &case, 40, &mask);
         let head = run(&mut session, &case.slice(0, 2), 40, &mask[..split_at]);
@@ -1388,12 +1406,13 @@ fn one_adapter_four_threads_bit_identical() {
             .collect()
     };
     // Thread t runs engine t % 2 (so both engines run concurrently) in its own session.
-    let engine_of = |t: usize| ENGINES[t % ENGINES.len()];
-    let single: Vec<_> = ENGINES.iter().map(|&engine| run_all(&mut fix.session(engine), 2)).collect();
+    let engines = engines();
+    let engine_of = |t: usize| engines[t % engines.len()];
+    let single: Vec<_> = engines.iter().map(|&engine| run_all(&mut fix.session(engine), 2)).collect();
     let threaded: Vec<Vec<(Reranked, Resampled)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|t| {
-                let options = SessionOptions { engine: EnginePreference::Force(engine_of(t)), ..Default::default() };
+                let options = engine_of(t).options(1);
                 let adapter = Arc::clone(&fix.adapter);
                 scope.spawn(move || run_all(&mut Session::new(adapter, options).unwrap(), 2))
             })
@@ -1401,7 +1420,7 @@ fn one_adapter_four_threads_bit_identical() {
         handles.into_iter().map(|h| h.join().expect("thread panicked")).collect()
     });
     for (t, results) in threaded.iter().enumerate() {
-        let want = &single[t % ENGINES.len()];
+        let want = &single[t % engines.len()];
         for (i, ((rr, rs), (rr0, rs0))) in results.iter().zip(want).enumerate() {
             assert!(
                 same_rerank(rr, rr0) && same_resample(rs, rs0),
@@ -1423,7 +1442,7 @@ fn threaded_sessions_bit_identical_to_one_thread() {
     let many = Case::random(&mut rng, 7, &[3, 0, 40, 1, 0, 17, 300, 2, 0], Embeddings::Normalised, BaseScores::Absent);
     let one = Case::random(&mut rng, 7, &[0, 700, 0], Embeddings::Normalised, BaseScores::Logits);
     let options = ScoreOptions::default();
-    for (engine, case) in ENGINES.into_iter().flat_map(|e| [(e, &many), (e, &one)]) {
+    for (engine, case) in engines().into_iter().flat_map(|e| [(e, &many), (e, &one)]) {
         let spec = RequestSpec::random(&mut rng, case.total());
         for layout in LAYOUTS {
             let run = |session: &mut Session| {
@@ -1433,7 +1452,7 @@ fn threaded_sessions_bit_identical_to_one_thread() {
             };
             let (rr0, rs0) = run(&mut fix.session(engine));
             for threads in [2, 3, 9, 16] {
-                let settings = SessionOptions { engine: EnginePreference::Force(engine), threads };
+                let settings = engine.options(threads);
                 let mut session = Session::new(fix.adapter.clone(), settings).unwrap();
                 assert_eq!(session.threads(), threads);
                 let (rr, rs) = run(&mut session);
@@ -1466,7 +1485,7 @@ fn library_cosine_of_large_finite_vectors() {
     case.queries = vec![2e19, 1e19, -5e18, 2e18];
     let params = resolve(fix.adapter.config(), &ScoreOptions::default());
     let refs = reference(&fix, &case, &params).unwrap();
-    for engine in ENGINES {
+    for engine in engines() {
         match with_batch(&case, LAYOUTS[0], |b| fix.session(engine).rerank(b, &ScoreOptions::default())) {
             Err(e) => assert_eq!(e.kind(), ErrorKind::Numeric, "engine {engine:?}: {e}"),
             Ok(got) => {
@@ -1487,7 +1506,7 @@ fn library_rerank_score_overflowing_f32() {
     case.base = Some(vec![-3e38, 0.5]); // finite; log s_B ≈ −3e39 at base_tau = 0.1
     let options = ScoreOptions { base_tau: Some(0.1), ..ScoreOptions::default() };
     let request = ResampleRequest { samples_per_query: 1, ..ResampleRequest::default() };
-    for engine in ENGINES {
+    for engine in engines() {
         let (rr, rs) = with_batch(&case, LAYOUTS[0], |b| {
             let mut session = fix.session(engine);
             (session.rerank(b, &options), session.resample(b, &options, &request))

@@ -1,197 +1,258 @@
-//! The folded CPU engine: SPEC §8's identities on blocked f32 GEMMs.
+//! The folded CPU engine: SPEC §8's identities on weights packed once, through the register-blocked
+//! tile of [`super::simd`].
 //!
-//! Layer 1 for every candidate of a query is one `[k × d] · [d × h]` product with the query
-//! folded into the weights (`M_q = (W_c − W_a) + W_b·diag(q)`, built once per query), instead
-//! of the literal `[h × 3d]` product per pair: a third of the flops. The same product yields
-//! `q·c` from one extra column. For dot similarity layer 2 collapses to a length-h dot product
-//! (`q·a = q·c + u_q·hid + q·b₂`, `u_q = W₂ᵀq`), which rides along the classifier as a fifth
-//! output column; cosine keeps the full layer 2 to get `‖a‖`.
+//! Layer 1 for every candidate of a query is one `[k × d] · [d × h]` product with the query folded
+//! into the weights (`M_q = (W_c − W_a) + W_b·diag(q)`), a third of the literal flops. The weights
+//! are packed at session creation into panels of `NR` hidden units (`[d × NR]` each), so folding a
+//! query is one contiguous pass over four panel streams that also yields `v_q` and `u_q`. For dot
+//! similarity layer 2 collapses to a length-h dot product (`q·a = q·c + u_q·hid + q·b₂`), which
+//! rides along the classifier in the tile's epilogue; nothing of size `k × h` is ever stored.
+//! Cosine keeps the full layer 2 (`‖a‖` needs `Δc`) on the same tile.
+//!
+//! A short list (one block, one thread) folds each panel just before using it, so the folded
+//! weights never leave the cache; longer lists fold every panel first and then score blocks of
+//! candidates that stay in L2 while the panels stream past.
 //!
 //! Three tiers of state: [`FoldedWeights`] (from the adapter, shared by all threads),
-//! [`QueryPlan`] (one query's folded weights, shared read-only by the threads scoring its
-//! candidates), [`BlockScratch`] (one per thread).
+//! [`QueryPlan`] (one query's folded weights), [`BlockScratch`] (one per thread). All of it is
+//! sized at creation, so calls allocate nothing.
 
-use super::reference::{activate, cosine};
+use super::reference::cosine;
+use super::simd::{CpuKernel, Epilogue, Tile, LANES};
 use super::{Engine, EngineKind, PairRaw};
-use crate::batch::{Batch, Candidates};
+use crate::batch::Batch;
 use crate::error::Result;
-use crate::linalg::gemm;
 use crate::model::{Activation, Adapter, Similarity};
 use std::sync::Arc;
 
-/// Candidates per GEMM call: large enough to amortise packing, small enough that a block's
-/// hidden activations (`BLOCK × h` floats) stay in L2.
-const BLOCK: usize = 256;
+/// Per-row sums: the four classifier logits, `u_q·hid`, then (cosine) `q·a` and `‖a‖²`.
+const SUMS: usize = 7;
+const U_DOT_HID: usize = 4;
+const Q_DOT_A: usize = 5;
+const A_SQ: usize = 6;
 
-/// Fewest candidates worth a thread of their own within one query: below this, starting the
-/// thread costs more than it saves.
+/// Bytes of packed candidates per block: with a panel of weights beside them they stay in L2.
+const BLOCK_BYTES: usize = 384 * 1024;
+const MAX_BLOCK_ROWS: usize = 512;
+
+/// Fewest candidates worth a thread of their own within one query.
 const MIN_ROWS_PER_THREAD: usize = 32;
+
+/// Packs the `n × cols` matrix `value(p, j)` into panels of `nr` columns, `[panel][n][nr]`,
+/// zero beyond `cols`.
+fn pack_panels(n: usize, cols: usize, nr: usize, value: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let panels = cols.div_ceil(nr);
+    let mut packed = vec![0.0; panels * n * nr];
+    for (panel, block) in packed.chunks_exact_mut(n * nr).enumerate() {
+        for (p, row) in block.chunks_exact_mut(nr).enumerate() {
+            for (jj, x) in row.iter_mut().enumerate().take(cols - panel * nr) {
+                *x = value(p, panel * nr + jj);
+            }
+        }
+    }
+    packed
+}
+
+/// `a·b` in [`LANES`] partial sums, so the compiler vectorises it.
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (a_tail, b_tail) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_tail.remainder().iter().zip(b_tail.remainder()).map(|(x, y)| x * y).sum();
+    for (a, b) in a_tail.zip(b_tail) {
+        for l in 0..LANES {
+            lanes[l] += a[l] * b[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
 
 /// What the engine precomputes from an adapter once; shared by every thread's engine.
 pub(crate) struct FoldedWeights {
+    kernel: CpuKernel,
+    tile: Tile,
     dim: usize,
     hidden: usize,
+    /// Panels of `tile.nr` hidden units.
+    panels: usize,
+    block_rows: usize,
     activation: Activation,
     similarity: Similarity,
-    /// `(W_c − W_a)ᵀ`, `[d × h]`.
-    w_diff_t: Vec<f32>,
-    /// `W_bᵀ`, `[d × h]`.
-    w_prod_t: Vec<f32>,
-    /// `W_a + W_c`, `[h × d]`.
+    /// Layer-1 panels `[panel][d][NR]`: `(W_c − W_a)ᵀ`, `W_bᵀ`, `(W_a + W_c)ᵀ`.
+    w_diff: Vec<f32>,
+    w_prod: Vec<f32>,
     w_sum: Vec<f32>,
+    /// `fc2.weight` in layer-1 panels (dot only), so `u_q = W₂ᵀq` folds with the rest.
+    fc2_by_hidden: Vec<f32>,
+    /// `fc2.weightᵀ` in panels of `NR` output dimensions, `[panel][h][NR]` (cosine only).
+    fc2_by_output: Vec<f32>,
+    /// `[panels · NR]`, zero beyond h.
     fc1_bias: Vec<f32>,
-    /// `fc2.weight`, `[d × h]`.
-    fc2: Vec<f32>,
-    fc2_bias: Vec<f32>,
-    /// `[h × 5]`: the classifier rows as columns; column 4 is left for `u_q`.
-    heads: Vec<f32>,
+    /// `[panel][4][NR]`: the classifier rows, cut into panels.
+    classifier: Vec<f32>,
     classifier_bias: [f32; 4],
+    fc2_bias: Vec<f32>,
 }
 
 impl FoldedWeights {
-    pub(crate) fn new(adapter: &Adapter) -> Arc<Self> {
-        let (d, h) = (adapter.dim(), adapter.hidden());
+    /// `None` when this CPU cannot run `kernel`.
+    pub(crate) fn new(adapter: &Adapter, kernel: CpuKernel) -> Option<Arc<Self>> {
+        let tile = Tile::new(kernel)?;
+        let (d, h, nr) = (adapter.dim(), adapter.hidden(), tile.nr);
         let w = adapter.weights();
-        // fc1.weight row j is [W_a | W_b | W_c] row j.
-        let part = |j: usize, p: usize, t: usize| w.fc1_weight[j * 3 * d + p * d + t];
-        let mut w_diff_t = vec![0.0; d * h];
-        let mut w_prod_t = vec![0.0; d * h];
-        let mut w_sum = vec![0.0; h * d];
-        for j in 0..h {
-            for t in 0..d {
-                w_diff_t[t * h + j] = part(j, 2, t) - part(j, 0, t);
-                w_prod_t[t * h + j] = part(j, 1, t);
-                w_sum[j * d + t] = part(j, 0, t) + part(j, 2, t);
-            }
-        }
-        let mut heads = vec![0.0; h * 5];
-        for class in 0..4 {
-            for j in 0..h {
-                heads[j * 5 + class] = w.classifier_weight[class * h + j];
-            }
-        }
         let config = adapter.config();
-        Arc::new(FoldedWeights {
+        // fc1.weight row j is [W_a | W_b | W_c] row j.
+        let fc1 = |part: usize, t: usize, j: usize| w.fc1_weight[j * 3 * d + part * d + t];
+        let fc2 = |t: usize, j: usize| w.fc2_weight[t * h + j];
+        let dot = config.similarity == Similarity::Dot;
+        let mut classifier = pack_panels(4, h, nr, |class, j| w.classifier_weight[class * h + j]);
+        classifier.shrink_to_fit();
+        let mut fc1_bias = w.fc1_bias.clone();
+        fc1_bias.resize(h.div_ceil(nr) * nr, 0.0);
+        let rows = (BLOCK_BYTES / (4 * d.max(1))).clamp(tile.mr, MAX_BLOCK_ROWS);
+        Some(Arc::new(FoldedWeights {
+            kernel,
+            tile,
             dim: d,
             hidden: h,
+            panels: h.div_ceil(nr),
+            block_rows: rows / tile.mr * tile.mr,
             activation: config.activation,
             similarity: config.similarity,
-            w_diff_t,
-            w_prod_t,
-            w_sum,
-            fc1_bias: w.fc1_bias.clone(),
-            fc2: w.fc2_weight.clone(),
-            fc2_bias: w.fc2_bias.clone(),
-            heads,
+            w_diff: pack_panels(d, h, nr, |t, j| fc1(2, t, j) - fc1(0, t, j)),
+            w_prod: pack_panels(d, h, nr, |t, j| fc1(1, t, j)),
+            w_sum: pack_panels(d, h, nr, |t, j| fc1(0, t, j) + fc1(2, t, j)),
+            fc2_by_hidden: if dot { pack_panels(d, h, nr, fc2) } else { Vec::new() },
+            fc2_by_output: if dot { Vec::new() } else { pack_panels(h, d, nr, |j, t| fc2(t, j)) },
+            fc1_bias,
+            classifier,
             classifier_bias: [w.classifier_bias[0], w.classifier_bias[1], w.classifier_bias[2], w.classifier_bias[3]],
-        })
+            fc2_bias: w.fc2_bias.clone(),
+        }))
+    }
+
+    /// The heads the epilogue sums per row: the classifier, plus `u_q` for dot similarity.
+    fn heads(&self) -> usize {
+        if self.similarity == Similarity::Dot {
+            5
+        } else {
+            4
+        }
     }
 }
 
 /// One query folded into the weights.
 struct QueryPlan {
-    /// `[d × (h + 1)]`: columns `M_qᵀ`, then `q`.
-    layer1: Vec<f32>,
-    /// `v_q = (W_a + W_c)·q + b₁`.
-    layer1_bias: Vec<f32>,
-    /// `[h × 5]`: the classifier rows as columns, then `u_q` (dot similarity only).
+    /// `[panel][d][NR]`: `M_qᵀ`.
+    m_q: Vec<f32>,
+    /// `[panels · NR]`: `v_q = (W_a + W_c)·q + b₁`.
+    v_q: Vec<f32>,
+    /// `[panel][5][NR]`: the classifier rows, then `u_q = W₂ᵀq` (zero for cosine).
     heads: Vec<f32>,
     /// `q·b₂`.
     q_dot_bias: f32,
     q_norm: f32,
 }
 
+/// One panel of a [`QueryPlan`].
+struct PlanPanel<'a> {
+    m_q: &'a mut [f32],
+    v_q: &'a mut [f32],
+    heads: &'a mut [f32],
+}
+
 impl QueryPlan {
     fn new(w: &FoldedWeights) -> Self {
+        let nr = w.tile.nr;
+        let mut heads = vec![0.0; w.panels * 5 * nr];
+        for (dst, src) in heads.chunks_exact_mut(5 * nr).zip(w.classifier.chunks_exact(4 * nr)) {
+            dst[..4 * nr].copy_from_slice(src);
+        }
         QueryPlan {
-            layer1: vec![0.0; w.dim * (w.hidden + 1)],
-            layer1_bias: vec![0.0; w.hidden],
-            heads: w.heads.clone(),
+            m_q: vec![0.0; w.panels * w.dim * nr],
+            v_q: vec![0.0; w.panels * nr],
+            heads,
             q_dot_bias: 0.0,
             q_norm: 0.0,
         }
     }
 
-    /// Folds `q` into the plan, on up to `threads` threads: the fold streams ~4·d·h weights,
-    /// which dominates a short list.
+    /// The query's scalars: `q·b₂` and `‖q‖`.
+    fn fold_scalars(&mut self, w: &FoldedWeights, q: &[f32]) {
+        self.q_dot_bias = lane_dot(q, &w.fc2_bias);
+        self.q_norm = lane_dot(q, q).sqrt();
+    }
+
+    /// Folds every panel, split between up to `threads` threads: the fold streams ~4·d·h
+    /// weights, which dominates a short list.
     fn fold(&mut self, w: &FoldedWeights, q: &[f32], threads: usize) {
-        let (d, h) = (w.dim, w.hidden);
-        // Thread i builds layer-1 rows t ∈ [i·d/T, (i+1)·d/T) and the entries j ∈ [i·h/T, (i+1)·h/T)
-        // of v_q and u_q: exactly T disjoint, non-empty parts of the plan.
-        let threads = threads.clamp(1, d.min(h));
-        let (mut layer1, mut bias, mut heads) = (&mut self.layer1[..], &mut self.layer1_bias[..], &mut self.heads[..]);
-        let parts = (0..threads).map(move |i| {
-            let (t0, t1) = (i * d / threads, (i + 1) * d / threads);
-            let (j0, j1) = (i * h / threads, (i + 1) * h / threads);
-            let (l, rest) = std::mem::take(&mut layer1).split_at_mut((t1 - t0) * (h + 1));
-            layer1 = rest;
-            let (b, rest) = std::mem::take(&mut bias).split_at_mut(j1 - j0);
-            bias = rest;
-            let (hd, rest) = std::mem::take(&mut heads).split_at_mut((j1 - j0) * 5);
-            heads = rest;
-            FoldPart { t0, j0, layer1: l, bias: b, heads: hd }
-        });
-        if threads == 1 {
-            parts.for_each(|part| part.fold(w, q));
+        self.fold_scalars(w, q);
+        let (d, nr) = (w.dim, w.tile.nr);
+        let per = w.panels.div_ceil(threads.clamp(1, w.panels.max(1)));
+        let mut shares = self
+            .m_q
+            .chunks_mut(per * d * nr)
+            .zip(self.v_q.chunks_mut(per * nr))
+            .zip(self.heads.chunks_mut(per * 5 * nr))
+            .enumerate()
+            .map(|(s, ((m_q, v_q), heads))| {
+                move || {
+                    for (i, mut panel) in plan_panels(w, m_q, v_q, heads).enumerate() {
+                        fold_panel(w, q, s * per + i, &mut panel);
+                    }
+                }
+            });
+        // The calling thread folds the first share itself; threads start only for the others.
+        let Some(mut first) = shares.next() else { return };
+        if shares.len() == 0 {
+            first();
         } else {
             std::thread::scope(|scope| {
-                let mut parts = parts;
-                let first = parts.next();
-                for part in parts {
-                    scope.spawn(move || part.fold(w, q));
-                }
-                first.into_iter().for_each(|part| part.fold(w, q));
+                shares.for_each(|share| drop(scope.spawn(share)));
+                first();
             });
         }
-        self.q_dot_bias = q.iter().zip(&w.fc2_bias).map(|(a, b)| a * b).sum();
-        self.q_norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+    }
+
+    fn panel(&self, w: &FoldedWeights, i: usize) -> (&[f32], &[f32], &[f32]) {
+        let nr = w.tile.nr;
+        (&self.m_q[i * w.dim * nr..][..w.dim * nr], &self.v_q[i * nr..][..nr], &self.heads[i * 5 * nr..][..5 * nr])
     }
 }
 
-/// A disjoint part of a [`QueryPlan`] for one thread to fold.
-struct FoldPart<'a> {
-    /// First layer-1 row (`t`) and first hidden unit (`j`) of this part.
-    t0: usize,
-    j0: usize,
-    /// Rows `t0..` of `layer1` (`h + 1` values each).
-    layer1: &'a mut [f32],
-    /// Entries `j0..` of `v_q`.
-    bias: &'a mut [f32],
-    /// Rows `j0..` of `heads` (5 values each).
+/// Cuts a plan's arrays (or a contiguous share of them) into panels.
+fn plan_panels<'a>(
+    w: &FoldedWeights,
+    m_q: &'a mut [f32],
+    v_q: &'a mut [f32],
     heads: &'a mut [f32],
+) -> impl Iterator<Item = PlanPanel<'a>> {
+    let nr = w.tile.nr;
+    m_q.chunks_exact_mut(w.dim * nr)
+        .zip(v_q.chunks_exact_mut(nr))
+        .zip(heads.chunks_exact_mut(5 * nr))
+        .map(|((m_q, v_q), heads)| PlanPanel { m_q, v_q, heads })
 }
 
-impl FoldPart<'_> {
-    fn fold(self, w: &FoldedWeights, q: &[f32]) {
-        let (d, h) = (w.dim, w.hidden);
-        for (r, row) in self.layer1.chunks_exact_mut(h + 1).enumerate() {
-            let t = self.t0 + r;
-            let (diff, prod) = (&w.w_diff_t[t * h..][..h], &w.w_prod_t[t * h..][..h]);
-            for j in 0..h {
-                row[j] = diff[j] + prod[j] * q[t];
-            }
-            row[h] = q[t];
+/// Folds `q` into panel `i`: `M_q`'s columns, `v_q` and `u_q` for its `NR` hidden units.
+fn fold_panel(w: &FoldedWeights, q: &[f32], i: usize, panel: &mut PlanPanel<'_>) {
+    let (d, nr) = (w.dim, w.tile.nr);
+    let panel_of = i * d * nr..(i + 1) * d * nr;
+    let (diff, prod, sum) = (&w.w_diff[panel_of.clone()], &w.w_prod[panel_of.clone()], &w.w_sum[panel_of.clone()]);
+    let v_q = &mut *panel.v_q;
+    v_q.copy_from_slice(&w.fc1_bias[i * nr..][..nr]);
+    let rows = panel.m_q.chunks_exact_mut(nr).zip(diff.chunks_exact(nr)).zip(prod.chunks_exact(nr));
+    for (((m, diff), prod), (sum, &x)) in rows.zip(sum.chunks_exact(nr).zip(q)) {
+        for j in 0..nr {
+            m[j] = diff[j] + x * prod[j];
+            v_q[j] += x * sum[j];
         }
-        for (i, v) in self.bias.iter_mut().enumerate() {
-            let j = self.j0 + i;
-            *v = w.w_sum[j * d..][..d].iter().zip(q).map(|(a, x)| a * x).sum::<f32>() + w.fc1_bias[j];
-        }
-        if w.similarity == Similarity::Dot {
-            // u_q = W₂ᵀ q for this part's j, accumulated row by row of W₂ so reads are contiguous.
-            let cols = self.bias.len();
-            let mut u = [0.0f32; 64];
-            for j_start in (0..cols).step_by(u.len()) {
-                let n = u.len().min(cols - j_start);
-                u[..n].fill(0.0);
-                for (t, row) in w.fc2.chunks_exact(h).enumerate() {
-                    let row = &row[self.j0 + j_start..][..n];
-                    for (acc, x) in u[..n].iter_mut().zip(row) {
-                        *acc += x * q[t];
-                    }
-                }
-                for (i, value) in u[..n].iter().enumerate() {
-                    self.heads[(j_start + i) * 5 + 4] = *value;
-                }
+    }
+    if w.similarity == Similarity::Dot {
+        let u_q = &mut panel.heads[4 * nr..];
+        u_q.fill(0.0);
+        for (fc2, &x) in w.fc2_by_hidden[panel_of].chunks_exact(nr).zip(q) {
+            for (u, &f) in u_q.iter_mut().zip(fc2) {
+                *u += x * f;
             }
         }
     }
@@ -199,80 +260,133 @@ impl FoldPart<'_> {
 
 /// One thread's working memory for a block of candidates.
 struct BlockScratch {
-    /// Gathered candidate rows when they are not one strided matrix.
-    gathered: Vec<f32>,
-    /// `[BLOCK × (h + 1)]`: hidden pre-activations, then `q·c`.
+    /// The block's candidates packed for the tile, `[tile][d][MR]`, zero past the last row.
+    packed: Vec<f32>,
+    /// `[row][SUMS][LANES]`.
+    sums: Vec<f32>,
+    q_dot_c: Vec<f32>,
+    c_sq: Vec<f32>,
+    /// One tile's output, `MR × NR`.
+    tile_out: Vec<f32>,
+    /// Cosine: the block's hidden activations packed for layer 2's tile, `[tile][panels·NR][MR]`.
     hidden: Vec<f32>,
-    /// `[BLOCK × 5]`: classifier logits, then `u_q·hid`.
-    heads: Vec<f32>,
-    /// `[BLOCK × d]`: `Δc` (cosine only).
-    delta: Vec<f32>,
 }
 
 impl BlockScratch {
     fn new(w: &FoldedWeights) -> Self {
+        let (rows, Tile { mr, nr, .. }) = (w.block_rows, w.tile);
         BlockScratch {
-            gathered: Vec::new(),
-            hidden: vec![0.0; BLOCK * (w.hidden + 1)],
-            heads: vec![0.0; BLOCK * 5],
-            delta: match w.similarity {
+            packed: vec![0.0; rows * w.dim],
+            sums: vec![0.0; rows * SUMS * LANES],
+            q_dot_c: vec![0.0; rows],
+            c_sq: vec![0.0; rows],
+            tile_out: vec![0.0; mr * nr],
+            hidden: match w.similarity {
                 Similarity::Dot => Vec::new(),
-                Similarity::Cosine => vec![0.0; BLOCK * w.dim],
+                Similarity::Cosine => vec![0.0; rows * w.panels * nr],
             },
         }
     }
-}
 
-/// Scores candidates `cands` (row `i` at `cands[i * stride..][..d]`) of the query `plan` was
-/// folded from into `out`, one block at most.
-fn score_block(
-    w: &FoldedWeights,
-    plan: &QueryPlan,
-    s: &mut BlockScratch,
-    q: &[f32],
-    cands: &[f32],
-    stride: usize,
-    out: &mut [PairRaw],
-) {
-    let (d, h) = (w.dim, w.hidden);
-    let rows = out.len();
-    let hs = h + 1;
-    gemm(rows, d, hs, cands, (stride, 1), &plan.layer1, (hs, 1), &mut s.hidden, hs);
-    for row in s.hidden[..rows * hs].chunks_exact_mut(hs) {
-        for (x, b) in row[..h].iter_mut().zip(&plan.layer1_bias) {
-            *x = activate(w.activation, *x + b);
+    /// Packs `rows` candidates (at most a block) and clears the sums.
+    fn pack<'a>(&mut self, w: &FoldedWeights, q: &[f32], rows: impl ExactSizeIterator<Item = &'a [f32]>) {
+        let (d, mr) = (w.dim, w.tile.mr);
+        let n = rows.len();
+        let mut rows = rows.enumerate();
+        for (t, tile) in self.packed[..n.div_ceil(mr) * mr * d].chunks_exact_mut(mr * d).enumerate() {
+            for r in 0..mr {
+                match rows.next() {
+                    Some((i, c)) => {
+                        for (p, &x) in c.iter().enumerate() {
+                            tile[p * mr + r] = x;
+                        }
+                        self.q_dot_c[i] = lane_dot(q, c);
+                        if w.similarity == Similarity::Cosine {
+                            self.c_sq[i] = lane_dot(c, c);
+                        }
+                    }
+                    None => (0..d).for_each(|p| tile[p * mr + r] = 0.0),
+                }
+                debug_assert!(t * mr + r < n || rows.len() == 0);
+            }
+        }
+        self.sums[..n * SUMS * LANES].fill(0.0);
+    }
+
+    /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
+    /// activation, then the heads summed into `sums` (and, for cosine, the hidden values kept).
+    fn layer1_panel(&mut self, w: &FoldedWeights, n: usize, i: usize, (m_q, v_q, heads): (&[f32], &[f32], &[f32])) {
+        let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
+        let hidden_row = w.panels * nr;
+        for t in 0..n.div_ceil(mr) {
+            let rows = mr.min(n - t * mr);
+            let mut epilogue = Epilogue {
+                bias: v_q,
+                activation: w.activation,
+                heads: &heads[..w.heads() * nr],
+                sums: &mut self.sums[t * mr * SUMS * LANES..][..rows * SUMS * LANES],
+                stride: SUMS * LANES,
+                rows,
+            };
+            w.tile.run(&self.packed[t * mr * d..][..mr * d], m_q, d, &mut self.tile_out, Some(&mut epilogue));
+            if w.similarity == Similarity::Cosine {
+                let hidden = &mut self.hidden[t * mr * hidden_row..][..mr * hidden_row];
+                for r in 0..rows {
+                    for (jj, &g) in self.tile_out[r * nr..][..nr].iter().enumerate() {
+                        hidden[(i * nr + jj) * mr + r] = g;
+                    }
+                }
+            }
         }
     }
-    // Reads the first h columns of each hidden row: classifier logits and u_q·hid.
-    gemm(rows, h, 5, &s.hidden, (hs, 1), &plan.heads, (5, 1), &mut s.heads, 5);
-    if w.similarity == Similarity::Cosine {
-        // Δc = hid · W₂ᵀ, with W₂ (d × h) read transposed.
-        gemm(rows, h, d, &s.hidden, (hs, 1), &w.fc2, (1, h), &mut s.delta, d);
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        let head = &s.heads[i * 5..][..5];
-        let q_dot_c = s.hidden[i * hs + h];
-        let logits = [0, 1, 2, 3].map(|c| head[c] + w.classifier_bias[c]);
-        let (sim_adapted, sim_candidate) = match w.similarity {
-            Similarity::Dot => (q_dot_c + head[4] + plan.q_dot_bias, q_dot_c),
-            Similarity::Cosine => {
-                let c = &cands[i * stride..][..d];
-                let delta = &s.delta[i * d..][..d];
-                let (mut q_dot_a, mut a_sq, mut c_sq) = (0.0f32, 0.0f32, 0.0f32);
-                for t in 0..d {
-                    let a = c[t] + delta[t] + w.fc2_bias[t];
-                    q_dot_a += q[t] * a;
-                    a_sq += a * a;
-                    c_sq += c[t] * c[t];
+
+    /// Cosine's full layer 2, `a = c + W₂·hid + b₂`, on the same tile, summing `q·a` and `‖a‖²`.
+    fn layer2(&mut self, w: &FoldedWeights, q: &[f32], n: usize) {
+        let (d, h, Tile { mr, nr, .. }) = (w.dim, w.hidden, w.tile);
+        let hidden_row = w.panels * nr;
+        for (o, fc2) in w.fc2_by_output.chunks_exact(h * nr).enumerate() {
+            let cols = nr.min(d - o * nr);
+            for t in 0..n.div_ceil(mr) {
+                w.tile.run(&self.hidden[t * mr * hidden_row..][..mr * hidden_row], fc2, h, &mut self.tile_out, None);
+                let c = &self.packed[t * mr * d..][..mr * d];
+                for r in 0..mr.min(n - t * mr) {
+                    let sums = &mut self.sums[(t * mr + r) * SUMS * LANES..][..SUMS * LANES];
+                    let (q_dot_a, a_sq) = sums[Q_DOT_A * LANES..].split_at_mut(LANES);
+                    for jj in 0..cols {
+                        let tt = o * nr + jj;
+                        let a = c[tt * mr + r] + self.tile_out[r * nr + jj] + w.fc2_bias[tt];
+                        q_dot_a[jj % LANES] += q[tt] * a;
+                        a_sq[jj % LANES] += a * a;
+                    }
                 }
-                (cosine(q_dot_a, plan.q_norm, a_sq.sqrt()), cosine(q_dot_c, plan.q_norm, c_sq.sqrt()))
             }
-        };
-        *o = PairRaw { sim_adapted, sim_candidate, logits };
+        }
+    }
+
+    /// Turns the block's sums into per-pair results.
+    fn finish(&mut self, w: &FoldedWeights, plan: &QueryPlan, q: &[f32], out: &mut [PairRaw]) {
+        if w.similarity == Similarity::Cosine {
+            self.layer2(w, q, out.len());
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let sums = &self.sums[i * SUMS * LANES..][..SUMS * LANES];
+            let sum = |s: usize| sums[s * LANES..][..LANES].iter().sum::<f32>();
+            let logits = [0, 1, 2, 3].map(|c| sum(c) + w.classifier_bias[c]);
+            let q_dot_c = self.q_dot_c[i];
+            let (sim_adapted, sim_candidate) = match w.similarity {
+                Similarity::Dot => (q_dot_c + sum(U_DOT_HID) + plan.q_dot_bias, q_dot_c),
+                Similarity::Cosine => (
+                    cosine(sum(Q_DOT_A), plan.q_norm, sum(A_SQ).sqrt()),
+                    cosine(q_dot_c, plan.q_norm, self.c_sq[i].sqrt()),
+                ),
+            };
+            *o = PairRaw { sim_adapted, sim_candidate, logits };
+        }
     }
 }
 
-/// Scores the batch-wide candidates `first..first + out.len()`, all of one query, block by block.
+/// Scores the batch-wide candidates `first..first + out.len()`, all of one query whose plan is
+/// folded, block by block.
 fn score_range(
     w: &FoldedWeights,
     plan: &QueryPlan,
@@ -282,23 +396,37 @@ fn score_range(
     first: usize,
     out: &mut [PairRaw],
 ) {
-    for (b, block_out) in out.chunks_mut(BLOCK).enumerate() {
-        let start = first + b * BLOCK;
-        match batch.candidates {
-            Candidates::Dense { data, row_stride } => {
-                score_block(w, plan, s, q, &data[start * row_stride..], row_stride, block_out);
-            }
-            Candidates::ById { .. } => {
-                let mut gathered = std::mem::take(&mut s.gathered);
-                gathered.clear();
-                for i in start..start + block_out.len() {
-                    gathered.extend_from_slice(batch.candidate(i));
-                }
-                score_block(w, plan, s, q, &gathered, w.dim, block_out);
-                s.gathered = gathered;
-            }
+    for (b, block_out) in out.chunks_mut(w.block_rows).enumerate() {
+        let start = first + b * w.block_rows;
+        let n = block_out.len();
+        s.pack(w, q, (start..start + n).map(|i| batch.candidate(i)));
+        for i in 0..w.panels {
+            s.layer1_panel(w, n, i, plan.panel(w, i));
         }
+        s.finish(w, plan, q, block_out);
     }
+}
+
+/// Folds and scores a list of at most one block in one pass: each panel is folded just before
+/// the tile uses it, while it is still in cache.
+fn fold_and_score(
+    w: &FoldedWeights,
+    plan: &mut QueryPlan,
+    s: &mut BlockScratch,
+    batch: &Batch<'_>,
+    q: &[f32],
+    first: usize,
+    out: &mut [PairRaw],
+) {
+    let n = out.len();
+    debug_assert!(n <= w.block_rows);
+    plan.fold_scalars(w, q);
+    s.pack(w, q, (first..first + n).map(|i| batch.candidate(i)));
+    for (i, mut panel) in plan_panels(w, &mut plan.m_q, &mut plan.v_q, &mut plan.heads).enumerate() {
+        fold_panel(w, q, i, &mut panel);
+        s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads));
+    }
+    s.finish(w, plan, q, out);
 }
 
 /// One session thread's engine: the shared weights, a query plan, and block scratch for itself
@@ -320,33 +448,43 @@ impl Engine for FoldedEngine {
         EngineKind::Folded
     }
 
+    fn cpu_kernel(&self) -> Option<CpuKernel> {
+        Some(self.w.kernel)
+    }
+
     fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()> {
+        let w = &*self.w;
         let mut start = 0;
         for (qi, &k) in batch.candidate_counts.iter().enumerate() {
             if k == 0 {
                 continue;
             }
             let q = batch.query(qi);
-            self.plan.fold(&self.w, q, width);
             let query_out = &mut out[start..start + k];
             let threads = width.min(k / MIN_ROWS_PER_THREAD).max(1);
-            if threads == 1 {
-                score_range(&self.w, &self.plan, &mut self.scratch[0], batch, q, start, query_out);
+            if threads == 1 && width == 1 && k <= w.block_rows {
+                fold_and_score(w, &mut self.plan, &mut self.scratch[0], batch, q, start, query_out);
             } else {
-                while self.scratch.len() < threads {
-                    self.scratch.push(BlockScratch::new(&self.w));
-                }
-                let (w, plan) = (&*self.w, &self.plan);
-                let share = k.div_ceil(threads);
-                std::thread::scope(|scope| {
-                    let mut parts = query_out.chunks_mut(share).zip(self.scratch.iter_mut()).enumerate();
-                    // The calling thread takes the first share itself.
-                    let (_, (first_out, first_scratch)) = parts.next().expect("at least one share");
-                    for (i, (part, scratch)) in parts {
-                        scope.spawn(move || score_range(w, plan, scratch, batch, q, start + i * share, part));
+                self.plan.fold(w, q, width);
+                if threads == 1 {
+                    score_range(w, &self.plan, &mut self.scratch[0], batch, q, start, query_out);
+                } else {
+                    while self.scratch.len() < threads {
+                        self.scratch.push(BlockScratch::new(w));
                     }
-                    score_range(w, plan, first_scratch, batch, q, start, first_out);
-                });
+                    let plan = &self.plan;
+                    // Shares in whole tiles, so no tile straddles two threads.
+                    let share = k.div_ceil(threads).div_ceil(w.tile.mr) * w.tile.mr;
+                    std::thread::scope(|scope| {
+                        let mut parts = query_out.chunks_mut(share).zip(self.scratch.iter_mut()).enumerate();
+                        // The calling thread takes the first share itself.
+                        let (_, (first_out, first_scratch)) = parts.next().expect("at least one share");
+                        for (i, (part, scratch)) in parts {
+                            scope.spawn(move || score_range(w, plan, scratch, batch, q, start + i * share, part));
+                        }
+                        score_range(w, plan, first_scratch, batch, q, start, first_out);
+                    });
+                }
             }
             start += k;
         }

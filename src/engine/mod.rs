@@ -5,9 +5,12 @@
 
 mod folded;
 mod reference;
+mod simd;
+
+pub use simd::CpuKernel;
 
 use crate::batch::Batch;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Adapter;
 
 /// The raw result of the forward pass for one (query, candidate) pair.
@@ -26,7 +29,7 @@ pub(crate) struct PairRaw {
 pub enum EngineKind {
     /// The straightforward f32 CPU engine that every faster engine is tested against.
     Reference,
-    /// SPEC §8's folded layers on blocked f32 GEMMs (CPU).
+    /// SPEC §8's folded layers on packed weights and a SIMD tile per instruction set (CPU).
     Folded,
 }
 
@@ -51,6 +54,10 @@ pub enum EnginePreference {
 
 pub(crate) trait Engine: Send {
     fn kind(&self) -> EngineKind;
+    /// The instruction set of a CPU engine's kernels; `None` for an engine without a choice.
+    fn cpu_kernel(&self) -> Option<CpuKernel> {
+        None
+    }
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
     /// `adapter`, and `out.len()` is its total candidate count. The engine may use up to `width`
     /// threads inside the call (1: only the calling thread).
@@ -58,27 +65,46 @@ pub(crate) trait Engine: Send {
 }
 
 /// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
-/// thread, sharing whatever they precompute from the adapter.
+/// thread, sharing whatever they precompute from the adapter. `kernel` forces the folded engine's
+/// instruction set (`None`: the best this CPU has).
 pub(crate) fn select(
     adapter: &Adapter,
     preference: EnginePreference,
+    kernel: Option<CpuKernel>,
     threads: usize,
 ) -> Result<(Vec<Box<dyn Engine>>, String)> {
-    let (kind, reason) = match preference {
+    let (kind, why_engine) = match preference {
         EnginePreference::Auto => (
             EngineKind::Folded,
             "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
         ),
         EnginePreference::Force(kind) => (kind, "forced by the caller"),
     };
-    let engines: Vec<Box<dyn Engine>> = match kind {
+    match kind {
         EngineKind::Reference => {
-            (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>).collect()
+            if let Some(kernel) = kernel {
+                return Err(Error::invalid_argument(format!(
+                    "cpu kernel {} was forced, but the reference engine has no CPU kernels",
+                    kernel.name()
+                )));
+            }
+            let engines = (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>);
+            Ok((engines.collect(), why_engine.to_string()))
         }
         EngineKind::Folded => {
-            let weights = folded::FoldedWeights::new(adapter);
-            (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone())) as Box<dyn Engine>).collect()
+            let (kernel, why_kernel) = match kernel {
+                Some(kernel) => (kernel, "forced by the caller"),
+                None => (CpuKernel::best(), "the best this CPU has (detected at run time)"),
+            };
+            let weights = folded::FoldedWeights::new(adapter, kernel).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cpu kernel {}: this CPU does not have its instruction set", kernel.name()),
+                )
+            })?;
+            let engines = (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone())) as Box<dyn Engine>);
+            let reason = format!("{why_engine}; {} kernels, {why_kernel}", kernel.name());
+            Ok((engines.collect(), reason))
         }
-    };
-    Ok((engines, reason.to_string()))
+    }
 }

@@ -187,7 +187,7 @@ fn check_buffer<T>(ptr: *const T, len: usize, name: &str, len_name: &str) -> Res
     if ptr.is_null() {
         return Err(Error::new(ErrorKind::NullPointer, format!("{name} is NULL but {len_name} is {len}")));
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::invalid_argument(format!("{name} is not aligned to {} bytes", std::mem::align_of::<T>())));
     }
     if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|bytes| bytes > isize::MAX as usize) {
@@ -218,31 +218,71 @@ pub(crate) fn check_disjoint(outputs: &[Option<Extent>], inputs: &[Option<Extent
     Ok(())
 }
 
+/// The `struct_size` a caller declared at the start of its struct, after checking the pointer.
+///
+/// # Safety
+/// `ptr` must be NULL or point to at least a `size_t` of readable bytes.
+unsafe fn declared_size<T>(ptr: *const T, name: &str) -> Result<usize> {
+    if ptr.is_null() {
+        return Err(null_pointer(name));
+    }
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        return Err(Error::invalid_argument(format!("{name} is not aligned")));
+    }
+    // SAFETY: every such struct starts with a size_t; the caller provides at least that much.
+    Ok(unsafe { *(ptr as *const usize) })
+}
+
+fn size_mismatch<T>(name: &str, size: usize) -> Error {
+    let want = std::mem::size_of::<T>();
+    Error::invalid_argument(format!(
+        "{name}->struct_size: expected {want} (sizeof from this version's rrra.h), got {size}"
+    ))
+}
+
 /// Reads a caller struct whose first field is its `struct_size`.
 ///
 /// Callers set `struct_size = sizeof(T)` from the header they compiled against; this version
-/// knows exactly one layout of each struct, so any other size is refused with a message
-/// instead of being read past its end.
+/// knows exactly one layout of the struct, so any other size is refused with a message instead
+/// of being read past its end.
 ///
 /// # Safety
 /// `ptr` must be NULL or point to at least `struct_size` readable bytes.
 pub(crate) unsafe fn read_struct<T: Copy>(ptr: *const T, name: &str) -> Result<T> {
-    if ptr.is_null() {
-        return Err(null_pointer(name));
+    // SAFETY: the caller's contract.
+    let size = unsafe { declared_size(ptr, name) }?;
+    if size != std::mem::size_of::<T>() {
+        return Err(size_mismatch::<T>(name, size));
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
-        return Err(Error::invalid_argument(format!("{name} is not aligned")));
-    }
-    // SAFETY: every such struct starts with a size_t; the caller provides at least that much.
-    let size = unsafe { *(ptr as *const usize) };
-    let want = std::mem::size_of::<T>();
-    if size != want {
-        return Err(Error::invalid_argument(format!(
-            "{name}->struct_size: expected {want} (sizeof from this version's rrra.h), got {size}"
-        )));
-    }
-    // SAFETY: the caller declared `want` bytes, the full struct.
+    // SAFETY: the caller declared the full struct.
     Ok(unsafe { *ptr })
+}
+
+/// As [`read_struct`], but also accepts the `struct_size` of an older version of a struct that
+/// grew, listed in `older_sizes`: the fields that version did not have keep `T::default()`.
+///
+/// # Safety
+/// As [`read_struct`].
+pub(crate) unsafe fn read_struct_since<T: Copy + Default>(
+    ptr: *const T,
+    name: &str,
+    older_sizes: &[usize],
+) -> Result<T> {
+    // SAFETY: the caller's contract.
+    let size = unsafe { declared_size(ptr, name) }?;
+    let want = std::mem::size_of::<T>();
+    if size == want {
+        // SAFETY: the caller declared the full struct.
+        return Ok(unsafe { *ptr });
+    }
+    if !(older_sizes.contains(&size) && size < want) {
+        return Err(size_mismatch::<T>(name, size));
+    }
+    let mut value = T::default();
+    // SAFETY: the caller declared `size` readable bytes, fewer than `value` has; an older version's
+    // fields are a prefix of this one's with the same layout.
+    unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size) };
+    Ok(value)
 }
 
 /// Writes a freshly created handle to the caller's out-pointer.

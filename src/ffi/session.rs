@@ -2,12 +2,12 @@
 
 use super::boundary::{
     check_disjoint, extent, free_handle, guard, guard_free, input_slice, null_pointer, optional_input, output_slice,
-    read_struct, rrra_status, write_handle, Extent,
+    read_struct, read_struct_since, rrra_status, write_handle, Extent,
 };
 use super::corpus::rrra_corpus;
 use super::model::{base_transform_from_code, rrra_model};
 use crate::batch::{Batch, Candidates};
-use crate::engine::{EngineKind, EnginePreference};
+use crate::engine::{CpuKernel, EngineKind, EnginePreference};
 use crate::error::{Error, Result};
 use crate::scores::ScoreOptions;
 use crate::session::{RerankOutputs, ResampleOutputs, ResampleRequest, Session, SessionOptions};
@@ -31,9 +31,24 @@ pub enum rrra_engine {
     Folded = 2,
 }
 
-/// Session settings. Set `struct_size = sizeof(rrra_session_options)`.
+/// Instruction sets of the folded CPU engine's kernels, for `rrra_session_options.cpu_kernel` and
+/// `rrra_session_cpu_kernel`.
+#[repr(u32)]
+pub enum rrra_cpu_kernel {
+    /// Options: the best this CPU has, detected at run time. Query: the engine has no CPU kernels.
+    Auto = 0,
+    /// Plain code vectorised for the build's baseline (SSE2 on x86-64, NEON on AArch64).
+    Portable = 1,
+    /// x86-64 AVX2 with FMA.
+    Avx2 = 2,
+    /// x86-64 AVX-512F.
+    Avx512 = 3,
+}
+
+/// Session settings. Set `struct_size = sizeof(rrra_session_options)`; the 16-byte struct of
+/// version 0.1 (without `cpu_kernel`) is still accepted.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct rrra_session_options {
     pub struct_size: usize,
     /// An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
@@ -41,6 +56,21 @@ pub struct rrra_session_options {
     /// Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's queries are
     /// split between them, or one long list's candidates. Threads are started per call.
     pub threads: u32,
+    /// An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
+    /// benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.
+    pub cpu_kernel: u32,
+}
+
+/// `sizeof(rrra_session_options)` in version 0.1, before `cpu_kernel`.
+const SESSION_OPTIONS_V0_1_SIZE: usize = 16;
+
+fn cpu_kernel_code(kernel: Option<CpuKernel>) -> u32 {
+    (match kernel {
+        None => rrra_cpu_kernel::Auto,
+        Some(CpuKernel::Portable) => rrra_cpu_kernel::Portable,
+        Some(CpuKernel::Avx2) => rrra_cpu_kernel::Avx2,
+        Some(CpuKernel::Avx512) => rrra_cpu_kernel::Avx512,
+    }) as u32
 }
 
 /// The most threads `rrra_session_options.threads` may ask for.
@@ -169,8 +199,8 @@ pub struct rrra_resample_outputs {
 /// Creates a session over `model`. `options` may be NULL for the defaults.
 ///
 /// Ownership: the session holds its own reference to the model; release it with
-/// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine),
-/// UNSUPPORTED (a forced engine is not available; the message says why).
+/// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine or
+/// kernel), UNSUPPORTED (a forced engine or CPU kernel is not available; the message says why).
 /// Thread-safety: any thread; the model may be shared by many sessions.
 ///
 /// # Safety
@@ -190,7 +220,7 @@ pub unsafe extern "C" fn rrra_session_new(
         let mut settings = SessionOptions::default();
         if !options.is_null() {
             // SAFETY: the caller's contract.
-            let o = unsafe { read_struct(options, "options") }?;
+            let o = unsafe { read_struct_since(options, "options", &[SESSION_OPTIONS_V0_1_SIZE]) }?;
             settings.engine = match o.engine {
                 0 => EnginePreference::Auto,
                 1 => EnginePreference::Force(EngineKind::Reference),
@@ -202,6 +232,16 @@ pub unsafe extern "C" fn rrra_session_new(
                 }
             };
             settings.threads = (o.threads as usize).max(1);
+            settings.cpu_kernel = match o.cpu_kernel {
+                0 => None,
+                code => {
+                    Some(CpuKernel::ALL.into_iter().find(|&k| cpu_kernel_code(Some(k)) == code).ok_or_else(|| {
+                        Error::invalid_argument(format!(
+                            "options->cpu_kernel: unknown value {code} (expected an rrra_cpu_kernel)"
+                        ))
+                    })?)
+                }
+            };
         }
         let session = Session::new(model.adapter.clone(), settings)?;
         let engine_reason = CString::new(session.engine_reason().replace('\0', " ")).unwrap_or_default();
@@ -254,6 +294,25 @@ pub unsafe extern "C" fn rrra_session_engine(
                 *out = s.engine_reason.as_ptr();
             }
         }
+        Ok(())
+    })
+}
+
+/// The instruction set of the session's CPU kernels (`*kernel_out`, an `rrra_cpu_kernel` value;
+/// `RRRA_CPU_KERNEL_AUTO` for an engine without CPU kernels). Why it was chosen is part of
+/// `rrra_session_engine`'s reason. Errors: NULL_POINTER (session, kernel_out).
+/// Thread-safety: any thread, concurrently with other read-only calls on the session.
+///
+/// # Safety
+/// `session` must be NULL or live; `kernel_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_cpu_kernel(session: *const rrra_session, kernel_out: *mut u32) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { session.as_ref() }.ok_or_else(|| null_pointer("session"))?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { kernel_out.as_mut() }.ok_or_else(|| null_pointer("kernel_out"))?;
+        *out = cpu_kernel_code(s.session.cpu_kernel());
         Ok(())
     })
 }

@@ -330,7 +330,7 @@ pub fn train(
 
 fn check(emb: &Embeddings<'_>, train: &[CandidateList], dev: &[CandidateList], o: &TrainOptions) -> Result<()> {
     let bad = |m: String| Err(Error::invalid_argument(m));
-    if emb.dim == 0 || emb.queries.len() % emb.dim != 0 || emb.corpus.len() % emb.dim != 0 {
+    if emb.dim == 0 || !emb.queries.len().is_multiple_of(emb.dim) || !emb.corpus.len().is_multiple_of(emb.dim) {
         return bad(format!(
             "embeddings: queries ({}) and corpus ({}) must be whole rows of dim {}",
             emb.queries.len(),

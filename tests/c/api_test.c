@@ -1943,69 +1943,109 @@ static void test_sample_negatives_errors(void) {
 /* Every engine this build has                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Forces each engine value from RRRA_ENGINE_REFERENCE up until rrra_session_new reports an
- * unknown value, so engines added later are covered without editing this file. Each engine must
+/* Runs one session (engine and CPU kernel as `opt` asks): it must report what was asked for,
  * meet the SPEC §6 f32 tolerance against the double reference, give identical results for dense
  * and by-id candidates, and draw what the stand-alone sampler draws from its own log s_RS. */
-static void test_engines(const rrra_model *model, const rrra_corpus *corpus) {
-    uint32_t e;
-    int engines = 0;
-    for (e = RRRA_ENGINE_REFERENCE; e < 64; e++) {
-        rrra_session_options opt;
-        rrra_session *s = NULL;
-        rrra_batch batch;
-        rrra_resample_request req;
-        rr_result dense, by_id;
-        rs_result rs, rs_id;
-        double lsb[TOTAL];
-        uint32_t reported = 12345;
-        const char *reason = NULL;
-        char label[64];
-        int32_t st;
+static void check_engine(rrra_session *s, uint32_t engine, uint32_t kernel, const rrra_corpus *corpus) {
+    rrra_batch batch;
+    rrra_resample_request req;
+    rr_result dense, by_id;
+    rs_result rs, rs_id;
+    double lsb[TOTAL];
+    uint32_t reported = 12345, reported_kernel = 12345;
+    const char *reason = NULL;
+    char label[64];
 
-        memset(&opt, 0, sizeof opt);
-        opt.struct_size = sizeof opt;
-        opt.engine = e;
-        st = rrra_session_new(model, &opt, &s);
-        if (st == RRRA_STATUS_INVALID_ARGUMENT) {
-            CHECK(strstr(rrra_last_error(), "engine") != NULL);
+    EXPECT_OK(rrra_session_engine(s, &reported, &reason));
+    CHECK(reported == engine);
+    CHECK(reason != NULL && reason[0] != '\0');
+    EXPECT_OK(rrra_session_cpu_kernel(s, &reported_kernel));
+    if (kernel != RRRA_CPU_KERNEL_AUTO) {
+        CHECK(reported_kernel == kernel);
+    }
+    snprintf(label, sizeof label, "engine %u, cpu kernel %u", (unsigned)engine, (unsigned)reported_kernel);
+    printf("%s: %s\n", label, reason != NULL ? reason : "(NULL)");
+
+    dense_batch(&batch);
+    rerank(s, &batch, NULL, &dense, __FILE__, __LINE__);
+    ref_log_sb(g_refs, NULL, T_SIGMOID, 0.0, 1.0, lsb);
+    check_rerank_result(&dense, lsb, 1.0, __FILE__, __LINE__, label);
+    id_batch(&batch, corpus);
+    rerank(s, &batch, NULL, &by_id, __FILE__, __LINE__);
+    CHECKF(rr_equal(&dense, &by_id), "%s: dense and by-id candidates give identical outputs", label);
+
+    dense_batch(&batch);
+    rs_request(&req, 2, MASK);
+    resample(s, &batch, NULL, &req, &rs, __FILE__, __LINE__);
+    check_draws(&rs, 2, MASK, req.seed, req.first_query_index, __FILE__, __LINE__, label);
+    check_reproduced(&rs, 2, MASK, req.seed, req.first_query_index, __FILE__, __LINE__);
+    CHECKF(memcmp(rs.s_fn, dense.s_fn, sizeof rs.s_fn) == 0, "%s: resample s_fn == rerank s_fn", label);
+    id_batch(&batch, corpus);
+    resample(s, &batch, NULL, &req, &rs_id, __FILE__, __LINE__);
+    CHECKF(rs_equal(&rs, &rs_id), "%s: dense and by-id resample identical", label);
+}
+
+/* Forces each engine value from RRRA_ENGINE_REFERENCE, and for each engine each CPU kernel value
+ * from RRRA_CPU_KERNEL_AUTO, until rrra_session_new reports an unknown value, so engines and
+ * kernels added later are covered without editing this file. */
+static void test_engines(const rrra_model *model, const rrra_corpus *corpus) {
+    uint32_t e, k;
+    int engines = 0, folded_kernels = 0;
+    for (e = RRRA_ENGINE_REFERENCE; e < 64; e++) {
+        int32_t st = RRRA_STATUS_OK;
+        for (k = RRRA_CPU_KERNEL_AUTO; k < 64; k++) {
+            rrra_session_options opt;
+            rrra_session *s = NULL;
+            memset(&opt, 0, sizeof opt);
+            opt.struct_size = sizeof opt;
+            opt.engine = e;
+            opt.cpu_kernel = k;
+            st = rrra_session_new(model, &opt, &s);
+            if (st == RRRA_STATUS_INVALID_ARGUMENT) {
+                /* an unknown engine, an unknown kernel, or a kernel this engine does not have */
+                CHECK(strstr(rrra_last_error(), k == RRRA_CPU_KERNEL_AUTO ? "engine" : "kernel") != NULL);
+                break;
+            }
+            if (st == RRRA_STATUS_UNSUPPORTED) {
+                CHECK(rrra_last_error()[0] != '\0');
+                printf("engine %u, cpu kernel %u: unsupported here (%s)\n", (unsigned)e, (unsigned)k, rrra_last_error());
+                continue;
+            }
+            EXPECT_OK(st);
+            if (st != RRRA_STATUS_OK) {
+                continue;
+            }
+            engines += k == RRRA_CPU_KERNEL_AUTO;
+            folded_kernels += e == RRRA_ENGINE_FOLDED && k != RRRA_CPU_KERNEL_AUTO;
+            check_engine(s, e, k, corpus);
+            rrra_session_free(s);
+        }
+        if (st == RRRA_STATUS_INVALID_ARGUMENT && k == RRRA_CPU_KERNEL_AUTO) {
             break;
         }
-        if (st == RRRA_STATUS_UNSUPPORTED) {
-            CHECK(rrra_last_error()[0] != '\0');
-            printf("engine %u: unsupported here (%s)\n", (unsigned)e, rrra_last_error());
-            continue;
-        }
-        EXPECT_OK(st);
-        if (st != RRRA_STATUS_OK) {
-            continue;
-        }
-        engines++;
-        EXPECT_OK(rrra_session_engine(s, &reported, &reason));
-        CHECK(reported == e);
-        CHECK(reason != NULL && reason[0] != '\0');
-        snprintf(label, sizeof label, "engine %u", (unsigned)e);
-
-        dense_batch(&batch);
-        rerank(s, &batch, NULL, &dense, __FILE__, __LINE__);
-        ref_log_sb(g_refs, NULL, T_SIGMOID, 0.0, 1.0, lsb);
-        check_rerank_result(&dense, lsb, 1.0, __FILE__, __LINE__, label);
-        id_batch(&batch, corpus);
-        rerank(s, &batch, NULL, &by_id, __FILE__, __LINE__);
-        CHECKF(rr_equal(&dense, &by_id), "%s: dense and by-id candidates give identical outputs", label);
-
-        dense_batch(&batch);
-        rs_request(&req, 2, MASK);
-        resample(s, &batch, NULL, &req, &rs, __FILE__, __LINE__);
-        check_draws(&rs, 2, MASK, req.seed, req.first_query_index, __FILE__, __LINE__, label);
-        check_reproduced(&rs, 2, MASK, req.seed, req.first_query_index, __FILE__, __LINE__);
-        CHECKF(memcmp(rs.s_fn, dense.s_fn, sizeof rs.s_fn) == 0, "%s: resample s_fn == rerank s_fn", label);
-        id_batch(&batch, corpus);
-        resample(s, &batch, NULL, &req, &rs_id, __FILE__, __LINE__);
-        CHECKF(rs_equal(&rs, &rs_id), "%s: dense and by-id resample identical", label);
-        rrra_session_free(s);
     }
-    CHECK(engines >= 1);
+    CHECK(engines >= 2);
+    CHECK(folded_kernels >= 1); /* the portable kernel runs everywhere */
+}
+
+/* Version 0.1's rrra_session_options, before cpu_kernel: binaries built against it still work. */
+static void test_session_options_v0_1(const rrra_model *model) {
+    struct {
+        size_t struct_size;
+        uint32_t engine;
+        uint32_t threads;
+    } old;
+    rrra_session *s = NULL;
+    uint32_t kernel = 12345;
+    memset(&old, 0, sizeof old);
+    old.struct_size = sizeof old;
+    old.engine = RRRA_ENGINE_FOLDED;
+    EXPECT_OK(rrra_session_new(model, (const rrra_session_options *)(const void *)&old, &s));
+    EXPECT_OK(rrra_session_cpu_kernel(s, &kernel));
+    CHECK(kernel != RRRA_CPU_KERNEL_AUTO && kernel != 12345);
+    EXPECT_ERR(rrra_session_cpu_kernel(NULL, &kernel), RRRA_STATUS_NULL_POINTER, "session");
+    EXPECT_ERR(rrra_session_cpu_kernel(s, NULL), RRRA_STATUS_NULL_POINTER, "kernel_out");
+    rrra_session_free(s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2226,6 +2266,7 @@ int main(int argc, char **argv) {
     test_boundary_regressions(model, s, corpus);
     test_sample_negatives_errors();
     test_engines(model, corpus);
+    test_session_options_v0_1(model);
     test_threads(model);
 
     /* A session outlives its model. */

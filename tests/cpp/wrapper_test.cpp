@@ -56,7 +56,7 @@ static_assert(!std::is_convertible_v<std::vector<std::int32_t> &, rrra::Span<std
 
 // The C structs the wrapper fills: a struct_size mismatch would be refused at run time, but the
 // fields the wrapper sets must exist in this header's version.
-static_assert(sizeof(rrra_session_options) == sizeof(std::size_t) + 2 * sizeof(std::uint32_t));
+static_assert(sizeof(rrra_session_options) == sizeof(std::size_t) + 4 * sizeof(std::uint32_t));
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -379,6 +379,10 @@ void test_sessions(const rrra::Model &model, const Fixture &f) {
     rrra::SessionOptions folded;
     folded.engine = rrra::Engine::folded;
     CHECK(rrra::Session(model, folded).engine() == rrra::Engine::folded);
+    CHECK(rrra::Session(model, folded).cpu_kernel() != rrra::CpuKernel::automatic);
+    CHECK(rrra::Session(model, reference).cpu_kernel() == rrra::CpuKernel::automatic);
+    folded.cpu_kernel = rrra::CpuKernel::portable;
+    CHECK(rrra::Session(model, folded).cpu_kernel() == rrra::CpuKernel::portable);
     rrra::SessionOptions threaded;
     threaded.threads = 4;
     rrra::Session four(model, threaded);

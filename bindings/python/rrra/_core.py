@@ -316,9 +316,9 @@ class Adapter:
         ).split()
         return {name: getattr(self, name) for name in names}
 
-    def session(self, engine: str = "auto", threads: int = 1) -> "Session":
+    def session(self, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto") -> "Session":
         """A new :class:`Session` over this adapter (see :class:`Session`)."""
-        return Session(self, engine=engine, threads=threads)
+        return Session(self, engine=engine, threads=threads, cpu_kernel=cpu_kernel)
 
     def close(self) -> None:
         """Releases the model (rrra_model_free). Idempotent; sessions already made keep working."""
@@ -577,7 +577,7 @@ class Session:
     library computes on its f32 path). Outputs are fresh numpy arrays.
     """
 
-    def __init__(self, adapter: Adapter, engine: str = "auto", threads: int = 1) -> None:
+    def __init__(self, adapter: Adapter, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto") -> None:
         """Creates a session (rrra_session_new).
 
         Args:
@@ -586,14 +586,18 @@ class Session:
             threads: threads one call may use (the library splits a batch between them and
                 starts them per call: worth it for batches of many queries). At most 1024.
                 Results do not depend on it.
+            cpu_kernel: the folded engine's instruction set: ``"auto"`` (the best this CPU
+                has), ``"portable"``, ``"avx2"`` or ``"avx512"``; for tests and benchmarks.
 
         Raises:
-            UnsupportedError: a forced engine is not available here (the message says why).
+            UnsupportedError: a forced engine or CPU kernel is not available here (the message
+                says why).
         """
         if not isinstance(adapter, Adapter):
             raise TypeError(f"adapter: expected an rrra.Adapter, got {type(adapter).__name__}")
         options = _lib.new_struct(_lib.rrra_session_options)
         options.engine = _choice("engine", engine, _lib.ENGINES)
+        options.cpu_kernel = _choice("cpu_kernel", cpu_kernel, _lib.CPU_KERNELS)
         threads = operator.index(threads)
         # The library creates one engine per thread up front; an absurd count exhausts memory
         # (and a failed allocation aborts the process), so the binding bounds it.
@@ -616,6 +620,8 @@ class Session:
         check(_lib.lib.rrra_session_engine(handle, byref(code), byref(reason)))
         self._engine = _lib.ENGINES[code.value]
         self._engine_reason = (reason.value or b"").decode("utf-8", "replace")
+        check(_lib.lib.rrra_session_cpu_kernel(handle, byref(code)))
+        self._cpu_kernel = _lib.CPU_KERNELS[code.value]
 
     @property
     def adapter(self) -> Adapter:
@@ -626,6 +632,12 @@ class Session:
     def engine(self) -> str:
         """The engine in use: ``"reference"`` or ``"folded"``."""
         return self._engine
+
+    @property
+    def cpu_kernel(self) -> str:
+        """The folded engine's instruction set (``"portable"``, ``"avx2"`` or ``"avx512"``);
+        ``"auto"`` for an engine without CPU kernels."""
+        return self._cpu_kernel
 
     @property
     def threads(self) -> int:

@@ -61,6 +61,9 @@ SIMILARITIES = ("dot", "cosine")
 BASE_TRANSFORMS = ("identity", "sigmoid", "softmax")
 #: rrra_engine values.
 ENGINES = ("auto", "reference", "folded")
+#: CPU kernel names accepted by Session (rrra_cpu_kernel order); "auto" is also what a session
+#: without CPU kernels reports.
+CPU_KERNELS = ("auto", "portable", "avx2", "avx512")
 
 
 # ---- opaque handles ------------------------------------------------------------------------
@@ -101,6 +104,7 @@ class rrra_session_options(Structure):
         ("struct_size", c_size_t),
         ("engine", c_uint32),
         ("threads", c_uint32),
+        ("cpu_kernel", c_uint32),
     ]
 
 
@@ -222,6 +226,7 @@ FUNCTIONS = [
     ),
     ("rrra_session_free", None, [POINTER(rrra_session)]),
     ("rrra_session_engine", rrra_status, [POINTER(rrra_session), POINTER(c_uint32), POINTER(c_char_p)]),
+    ("rrra_session_cpu_kernel", rrra_status, [POINTER(rrra_session), POINTER(c_uint32)]),
     (
         "rrra_session_rerank",
         rrra_status,

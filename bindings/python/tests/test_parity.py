@@ -110,6 +110,33 @@ def test_per_call_overrides(make):
             check_resample(made, r, q, c, base, None, 5, 9, 0, **overrides)
 
 
+def test_every_cpu_kernel_matches_reference(make):
+    # d = 37 is not a multiple of any vector width; k = 1 and 45 leave partial tiles.
+    rng = np.random.default_rng(zlib.crc32(b"kernels"))
+    made = make(d=37, h=41, seed=5, **SETTINGS)
+    ran = []
+    for kernel in rrra._lib.CPU_KERNELS[1:]:
+        try:
+            session = rrra.Session(made.adapter, engine="folded", cpu_kernel=kernel)
+        except rrra.UnsupportedError as e:
+            assert "instruction set" in str(e)
+            continue
+        with session:
+            assert session.cpu_kernel == kernel
+            ran.append(kernel)
+            for k in (1, 45):
+                q = rng.normal(size=37).astype(np.float32)
+                c = (rng.normal(size=(k, 37)) + 0.5 * q).astype(np.float32)
+                check_rerank(made, session.rerank(q, c), q, c)
+    assert "portable" in ran
+    with rrra.Session(made.adapter, engine="reference") as session:
+        assert session.cpu_kernel == "auto"
+    with pytest.raises(ValueError, match="cpu_kernel"):
+        rrra.Session(made.adapter, cpu_kernel="sse2")
+    with pytest.raises(rrra.InvalidArgumentError, match="reference engine has no CPU kernels"):
+        rrra.Session(made.adapter, engine="reference", cpu_kernel="portable")
+
+
 def test_larger_dims_both_engines_agree(make):
     made = make(d=64, h=48, seed=11, activation="gelu", similarity="cosine", **SETTINGS)
     rng = np.random.default_rng(12)

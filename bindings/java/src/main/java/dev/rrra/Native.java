@@ -63,7 +63,9 @@ final class Native {
     static final StructLayout SESSION_OPTIONS = MemoryLayout.structLayout(
             SIZE_T.withName("struct_size"),
             U32.withName("engine"),
-            U32.withName("threads")).withName("rrra_session_options");
+            U32.withName("threads"),
+            U32.withName("cpu_kernel"),
+            MemoryLayout.paddingLayout(4)).withName("rrra_session_options");
 
     static final StructLayout BATCH = MemoryLayout.structLayout(
             SIZE_T.withName("struct_size"),
@@ -154,6 +156,7 @@ final class Native {
     static final MethodHandle SESSION_NEW;
     static final MethodHandle SESSION_FREE;
     static final MethodHandle SESSION_ENGINE;
+    static final MethodHandle SESSION_CPU_KERNEL;
     static final MethodHandle SESSION_RERANK;
     static final MethodHandle SESSION_RESAMPLE;
 
@@ -189,6 +192,7 @@ final class Native {
         SESSION_NEW = handle("rrra_session_new", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         SESSION_FREE = handle("rrra_session_free", FunctionDescriptor.ofVoid(ADDRESS));
         SESSION_ENGINE = handle("rrra_session_engine", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        SESSION_CPU_KERNEL = handle("rrra_session_cpu_kernel", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         SESSION_RERANK = handle("rrra_session_rerank",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
         SESSION_RESAMPLE = handle("rrra_session_resample",

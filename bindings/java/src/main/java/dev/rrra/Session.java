@@ -34,6 +34,7 @@ public final class Session implements AutoCloseable {
     private final int dim;
     private final Engine engine;
     private final String engineReason;
+    private final CpuKernel cpuKernel;
     private Arena scratchArena;
     private MemorySegment scratch;
     private long calls;
@@ -49,6 +50,9 @@ public final class Session implements AutoCloseable {
             Native.check(status);
             this.engine = Engine.of(engineOut.get(JAVA_INT, 0));
             this.engineReason = Native.string(reasonOut.get(ADDRESS, 0));
+            status = (int) Native.SESSION_CPU_KERNEL.invokeExact(handle, engineOut);
+            Native.check(status);
+            this.cpuKernel = CpuKernel.of(engineOut.get(JAVA_INT, 0));
         } catch (Throwable t) {
             free(handle);
             throw Native.rethrow(t);
@@ -67,6 +71,7 @@ public final class Session implements AutoCloseable {
             o.set(SIZE_T, off(SESSION_OPTIONS, "struct_size"), SESSION_OPTIONS.byteSize());
             o.set(JAVA_INT, off(SESSION_OPTIONS, "engine"), options.engine().code());
             o.set(JAVA_INT, off(SESSION_OPTIONS, "threads"), options.threads());
+            o.set(JAVA_INT, off(SESSION_OPTIONS, "cpu_kernel"), options.cpuKernel().code());
             MemorySegment out = arena.allocate(ADDRESS);
             int status = (int) Native.SESSION_NEW.invokeExact(model.handle(), o, out);
             Native.check(status);
@@ -79,6 +84,11 @@ public final class Session implements AutoCloseable {
     /** The engine that runs ({@code rrra_session_engine}). */
     public Engine engine() {
         return engine;
+    }
+
+    /** The folded engine's instruction set ({@code rrra_session_cpu_kernel}); AUTO for an engine without CPU kernels. */
+    public CpuKernel cpuKernel() {
+        return cpuKernel;
     }
 
     /** Why that engine was chosen over the others. */

@@ -4,6 +4,7 @@ import dev.rrra.Activation;
 import dev.rrra.BaseTransform;
 import dev.rrra.Batch;
 import dev.rrra.Corpus;
+import dev.rrra.CpuKernel;
 import dev.rrra.Engine;
 import dev.rrra.HeaderCheck;
 import dev.rrra.LayoutCheck;
@@ -595,6 +596,30 @@ public final class TestMain {
             }
         }
         check(engines >= 2, "no engine ran");
+        int kernels = 0;
+        for (CpuKernel k : new CpuKernel[] {CpuKernel.PORTABLE, CpuKernel.AVX2, CpuKernel.AVX512}) {
+            Session s;
+            try {
+                s = Session.open(model, new SessionOptions(Engine.FOLDED, 1, k));
+            } catch (RrraException ex) {
+                check(ex.status() == Status.UNSUPPORTED, "cpu kernel " + k + ": " + ex.getMessage());
+                System.out.println("     (cpu kernel " + k + " unavailable: " + ex.nativeMessage() + ")");
+                continue;
+            }
+            try (s) {
+                check(s.cpuKernel() == k, "asked for " + k + ", got " + s.cpuKernel());
+                RerankResult r = s.rerank(batch);
+                for (int i = 0; i < total; i++) {
+                    close(r.logSRr()[i], auto.logSRr()[i], 1e-4 * Math.max(1, Math.abs(auto.logSRr()[i])),
+                            k + " log_s_rr[" + i + "]");
+                }
+                kernels++;
+            }
+        }
+        check(kernels >= 1, "no cpu kernel ran");
+        try (Session s = Session.open(model, new SessionOptions(Engine.REFERENCE, 1))) {
+            check(s.cpuKernel() == CpuKernel.AUTO, "the reference engine reports no cpu kernel");
+        }
     }
 
     static void closedHandles() throws Exception {

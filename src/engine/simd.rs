@@ -1,0 +1,326 @@
+//! The CPU engine's one hot loop, a register-blocked matrix-product tile, written once per
+//! instruction set and chosen at run time.
+//!
+//! A tile computes `out[r][j] = Σ_p a[p][r] · b[p][j]` for `MR` rows and `NR` columns over a
+//! reduction of length `n`, with both operands packed so that each step of `p` reads `MR`
+//! consecutive values of `a` (broadcast) and `NR` consecutive values of `b` (vector loads). The
+//! accumulators stay in registers for the whole reduction. Layer 1's epilogue (bias,
+//! activation, the heads) runs on the tile while it is still in L1, compiled once per instruction
+//! set from one generic function, so it vectorises as wide as the tile.
+
+use super::reference::activate;
+use crate::model::Activation;
+
+/// Per-row head sums are kept in this many lanes and reduced once per row, so the epilogue
+/// vectorises; every tile width is a multiple of it.
+pub(crate) const LANES: usize = 16;
+
+/// The instruction set a session's CPU kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CpuKernel {
+    /// Plain Rust that the compiler vectorises for the build's baseline (SSE2 on x86-64, NEON on
+    /// AArch64); runs everywhere.
+    Portable,
+    /// x86-64 AVX2 with FMA: 6 × 16 tiles in 12 of the 16 ymm registers.
+    Avx2,
+    /// x86-64 AVX-512F: 12 × 32 tiles in 24 of the 32 zmm registers.
+    Avx512,
+}
+
+/// cbindgen:ignore
+impl CpuKernel {
+    /// Every kernel, fastest last.
+    pub const ALL: [CpuKernel; 3] = [CpuKernel::Portable, CpuKernel::Avx2, CpuKernel::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuKernel::Portable => "portable",
+            CpuKernel::Avx2 => "avx2",
+            CpuKernel::Avx512 => "avx512",
+        }
+    }
+
+    /// The kernel named `name` (as [`CpuKernel::name`] spells it).
+    pub fn from_name(name: &str) -> Option<CpuKernel> {
+        CpuKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this CPU can run the kernel (detected at run time).
+    pub fn is_available(self) -> bool {
+        match self {
+            CpuKernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest kernel this CPU can run.
+    pub fn best() -> CpuKernel {
+        CpuKernel::ALL.into_iter().rev().find(|k| k.is_available()).unwrap_or(CpuKernel::Portable)
+    }
+}
+
+/// A tile function: `(a, b, n, out, epilogue)` with `a` of `n·MR`, `b` of `n·NR` and `out` of
+/// `MR·NR` values, all checked by [`Tile::run`].
+type TileFn = unsafe fn(*const f32, *const f32, usize, *mut f32, Option<&mut Epilogue<'_>>);
+
+/// What layer 1 does with a tile before it leaves L1: for each of the first `rows` rows `x`,
+/// `x += bias`, `x = activation(x)`, then for each head `h` (`NR` values each, in `heads`)
+/// `sums[row·stride + h·LANES + j mod LANES] += x[j]·head[j]`.
+pub(crate) struct Epilogue<'a> {
+    pub bias: &'a [f32],
+    pub activation: Activation,
+    pub heads: &'a [f32],
+    pub sums: &'a mut [f32],
+    pub stride: usize,
+    pub rows: usize,
+}
+
+/// The epilogue for an `MR × NR` tile; inlined into each kernel so it is compiled with that
+/// kernel's instruction set.
+#[inline(always)]
+fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<'_>) {
+    let bias: &[f32; NR] = e.bias[..NR].try_into().expect("checked by Tile::run");
+    for r in 0..e.rows.min(MR) {
+        let x: &mut [f32; NR] = (&mut out[r * NR..][..NR]).try_into().expect("checked by Tile::run");
+        for j in 0..NR {
+            x[j] += bias[j];
+        }
+        match e.activation {
+            Activation::Relu => x.iter_mut().for_each(|x| *x = x.max(0.0)),
+            other => x.iter_mut().for_each(|x| *x = activate(other, *x)),
+        }
+        for (h, head) in e.heads.chunks_exact(NR).enumerate() {
+            let head: &[f32; NR] = head.try_into().expect("chunks of NR");
+            let lanes: &mut [f32; LANES] =
+                (&mut e.sums[r * e.stride + h * LANES..][..LANES]).try_into().expect("checked by Tile::run");
+            for j in 0..NR {
+                lanes[j % LANES] += x[j] * head[j];
+            }
+        }
+    }
+}
+
+/// One kernel's tile and its shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    pub mr: usize,
+    pub nr: usize,
+    run: TileFn,
+}
+
+impl Tile {
+    /// The tile of `kernel`, or `None` where this CPU cannot run it.
+    pub(crate) fn new(kernel: CpuKernel) -> Option<Tile> {
+        if !kernel.is_available() {
+            return None;
+        }
+        Some(match kernel {
+            CpuKernel::Portable => Tile { mr: portable::MR, nr: portable::NR, run: portable::tile },
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx2 => Tile { mr: avx2::MR, nr: avx2::NR, run: avx2::tile },
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx512 => Tile { mr: avx512::MR, nr: avx512::NR, run: avx512::tile },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => return None,
+        })
+    }
+
+    /// `out[r·NR + j] = Σ_{p<n} a[p·MR + r] · b[p·NR + j]`, then the epilogue if there is one.
+    #[inline]
+    pub(crate) fn run(&self, a: &[f32], b: &[f32], n: usize, out: &mut [f32], epilogue: Option<&mut Epilogue<'_>>) {
+        assert!(a.len() >= n * self.mr && b.len() >= n * self.nr && out.len() >= self.mr * self.nr);
+        if let Some(e) = &epilogue {
+            let heads = e.heads.len() / self.nr;
+            assert!(e.bias.len() >= self.nr && e.heads.len() % self.nr == 0 && e.stride >= heads * LANES);
+            assert!(e.rows <= self.mr && e.sums.len() >= e.rows.saturating_sub(1) * e.stride + heads * LANES);
+        }
+        // SAFETY: the lengths are checked above, and `Tile::new` hands out an instruction-set
+        // kernel only after run-time detection found that instruction set.
+        unsafe { (self.run)(a.as_ptr(), b.as_ptr(), n, out.as_mut_ptr(), epilogue) }
+    }
+}
+
+/// cbindgen:ignore
+mod portable {
+    pub const MR: usize = 4;
+    pub const NR: usize = 16;
+
+    /// # Safety
+    /// `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
+    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+        // SAFETY: the caller's lengths.
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n * MR), std::slice::from_raw_parts(b, n * NR)) };
+        let mut acc = [[0.0f32; NR]; MR];
+        for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            for (row, &x) in acc.iter_mut().zip(a) {
+                for (acc, &y) in row.iter_mut().zip(b) {
+                    *acc += x * y;
+                }
+            }
+        }
+        // SAFETY: the caller's length.
+        let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
+        out.copy_from_slice(acc.as_flattened());
+        if let Some(e) = e {
+            super::epilogue::<MR, NR>(out, e);
+        }
+    }
+}
+
+/// cbindgen:ignore
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    pub const MR: usize = 6;
+    pub const NR: usize = 16;
+
+    /// # Safety
+    /// AVX2 and FMA present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+        // SAFETY (every block below): offsets stay within the caller's lengths.
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for p in 0..n {
+            let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * NR)), _mm256_loadu_ps(b.add(p * NR + 8))) };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_ps(unsafe { *a.add(p * MR + r) });
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            unsafe {
+                _mm256_storeu_ps(out.add(r * NR), acc[0]);
+                _mm256_storeu_ps(out.add(r * NR + 8), acc[1]);
+            }
+        }
+        if let Some(e) = e {
+            super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
+        }
+    }
+}
+
+/// cbindgen:ignore
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    pub const MR: usize = 12;
+    pub const NR: usize = 32;
+
+    /// # Safety
+    /// AVX-512F present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+        // SAFETY (every block below): offsets stay within the caller's lengths.
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for p in 0..n {
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * NR)), _mm512_loadu_ps(b.add(p * NR + 16))) };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(unsafe { *a.add(p * MR + r) });
+                acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            unsafe {
+                _mm512_storeu_ps(out.add(r * NR), acc[0]);
+                _mm512_storeu_ps(out.add(r * NR + 16), acc[1]);
+            }
+        }
+        if let Some(e) = e {
+            super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every available tile against a float64 sum, for reduction lengths around the unrolls.
+    #[test]
+    fn tiles_match_a_float64_product() {
+        for kernel in CpuKernel::ALL.into_iter().filter(|k| k.is_available()) {
+            let tile = Tile::new(kernel).unwrap();
+            for n in [0, 1, 2, 7, 16, 33] {
+                let value = |i: usize| ((i * 7919 % 113) as f32 - 56.0) / 37.0;
+                let a: Vec<f32> = (0..n * tile.mr).map(value).collect();
+                let b: Vec<f32> = (0..n * tile.nr).map(|i| value(i + 5)).collect();
+                let mut out = vec![f32::NAN; tile.mr * tile.nr];
+                tile.run(&a, &b, n, &mut out, None);
+                for r in 0..tile.mr {
+                    for j in 0..tile.nr {
+                        let want: f64 = (0..n).map(|p| a[p * tile.mr + r] as f64 * b[p * tile.nr + j] as f64).sum();
+                        let got = out[r * tile.nr + j] as f64;
+                        assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{kernel:?} n={n} r={r} j={j}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The epilogue against float64: bias, activation, and every head's sum, for partial tiles.
+    #[test]
+    fn epilogues_match_a_float64_epilogue() {
+        let value = |i: usize| ((i * 6007 % 127) as f32 - 63.0) / 41.0;
+        for kernel in CpuKernel::ALL.into_iter().filter(|k| k.is_available()) {
+            let tile = Tile::new(kernel).unwrap();
+            let (mr, nr, n, heads) = (tile.mr, tile.nr, 9, 3);
+            let a: Vec<f32> = (0..n * mr).map(value).collect();
+            let b: Vec<f32> = (0..n * nr).map(|i| value(i + 1)).collect();
+            let bias: Vec<f32> = (0..nr).map(|i| value(i + 2)).collect();
+            let head: Vec<f32> = (0..heads * nr).map(|i| value(i + 3)).collect();
+            for (activation, f) in
+                [(Activation::Relu, (|x: f64| x.max(0.0)) as fn(f64) -> f64), (Activation::Tanh, f64::tanh)]
+            {
+                for rows in [1, mr - 1, mr] {
+                    let stride = heads * LANES + 3;
+                    let mut sums = vec![0.5f32; rows * stride];
+                    let mut out = vec![f32::NAN; mr * nr];
+                    let mut e = Epilogue { bias: &bias, activation, heads: &head, sums: &mut sums, stride, rows };
+                    tile.run(&a, &b, n, &mut out, Some(&mut e));
+                    for r in 0..rows {
+                        let x: Vec<f64> = (0..nr)
+                            .map(|j| {
+                                let dot: f64 = (0..n).map(|p| a[p * mr + r] as f64 * b[p * nr + j] as f64).sum();
+                                f(dot + bias[j] as f64)
+                            })
+                            .collect();
+                        for (j, &x) in x.iter().enumerate() {
+                            assert!(
+                                (out[r * nr + j] as f64 - x).abs() <= 1e-5 * (1.0 + x.abs()),
+                                "{kernel:?} r={r} j={j}"
+                            );
+                        }
+                        for h in 0..heads {
+                            let want: f64 =
+                                0.5 * LANES as f64 + (0..nr).map(|j| x[j] * head[h * nr + j] as f64).sum::<f64>();
+                            let got: f64 = sums[r * stride + h * LANES..][..LANES].iter().map(|&v| v as f64).sum();
+                            assert!(
+                                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "{kernel:?} {activation:?} r={r} h={h}"
+                            );
+                        }
+                    }
+                    // Rows past `rows`, and the padding past the heads, are left alone.
+                    assert!(sums.chunks(stride).all(|row| row[heads * LANES..].iter().all(|&v| v == 0.5)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_best_kernel_is_available_and_names_round_trip() {
+        assert!(CpuKernel::best().is_available());
+        for kernel in CpuKernel::ALL {
+            assert_eq!(CpuKernel::from_name(kernel.name()), Some(kernel));
+        }
+    }
+}
