@@ -15,7 +15,8 @@ For each shape (d = h, k) it
      float64 numpy evaluation within SPEC §6, the library against ONNX Runtime, and the library's
      printed order against both;
   4. times ONNX Runtime (one query per run call, median over --queries calls after warm-up) and
-     `rrra bench --json` for the folded engine (and the reference engine at k = 100);
+     `rrra bench --json` for the folded engine on 1 thread and on --threads threads (and the
+     reference engine at k = 100), with the arithmetic floor `rrra bench` measures;
 and prints a markdown table with the CPU model and the date.
 
 Both sides time different random data of the same shapes and scale: dense f32 arithmetic does
@@ -419,10 +420,10 @@ def time_ort(session: ort.InferenceSession, d: int, k: int, queries: int, rng: n
     return percentiles(ms)
 
 
-def time_rrra(d: int, k: int, queries: int, engine: str, seed: int) -> dict:
+def time_rrra(d: int, k: int, queries: int, engine: str, seed: int, threads: int = 1) -> dict:
     cmd = [
         str(RRRA), "bench", "--d", str(d), "--h", str(d), "--k", str(k), "--queries", str(queries),
-        "--engine", engine, "--seed", str(seed), "--json",
+        "--engine", engine, "--seed", str(seed), "--threads", str(threads), "--json",
     ]  # fmt: skip
     result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     if result["engine"] != engine:
@@ -481,12 +482,15 @@ def main() -> None:
             print(f"d = h = {d}, k = {k}: timing", file=sys.stderr)
             # Rounds alternate the three contenders so that a burst of load from elsewhere on the
             # machine hits one round rather than one contender; each keeps its best round.
-            row: dict[str, dict | None] = {"onnx": None, "onnx_folded": None, "folded": None, "reference": None}
+            row: dict[str, dict | None] = {
+                "onnx": None, "onnx_folded": None, "folded": None, "folded_t": None, "reference": None
+            }  # fmt: skip
             for _ in range(args.rounds):
                 for name, t in [
                     ("onnx", time_ort(plain, d, k, args.queries, rng)),
                     ("onnx_folded", time_ort(folded_graph, d, k, args.queries, rng)),
                     ("folded", time_rrra(d, k, args.queries, "folded", args.seed)),
+                    ("folded_t", time_rrra(d, k, args.queries, "folded", args.seed, args.threads)),
                 ]:
                     best = row[name]
                     if best is None or t["median_ms"] < best["median_ms"]:
@@ -517,25 +521,36 @@ def main() -> None:
         f"Median ms per query (p10–p90) over {args.queries} queries, one query per call, after warm-up; "
         f"the best of {args.rounds} interleaved round{'s' if args.rounds != 1 else ''} (the reference engine: one). "
         f"ONNX Runtime with {threads}: the plain SPEC §3 graph, and the same scores through SPEC §8's "
-        "identities (the folded engine's algorithm). The library with 1 thread. "
-        "Ratio = ONNX Runtime (plain graph) / folded engine: > 1 means the library is faster."
+        "identities (the folded engine's algorithm). The library with 1 thread and with as many as "
+        "ONNX Runtime (`rrra bench --threads`); its CPU kernel is the best this CPU has. "
+        "Ratio = ONNX Runtime (plain graph) / folded engine: > 1 means the library is faster. "
+        "Floor: 2·k·d·h flops per query at the kernel's f32 FMA peak measured by `rrra bench` in the "
+        "same run (per thread, times the threads)."
     )
     print()
     print(
-        f"| d = h | k | ONNX Runtime ms ({threads}) | folded engine ms (1 thread) | ratio ONNX/folded "
-        f"| ONNX Runtime §8 graph ms ({threads}) | reference engine ms (1 thread) |"
+        f"| d = h | k | ONNX Runtime ms ({threads}) | folded ms (1 thread) | ratio | folded ms ({threads}) "
+        f"| ratio | folded ÷ floor ({threads}) | ONNX Runtime §8 graph ms ({threads}) | reference ms (1 thread) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
 
     def cell(t: dict | None) -> str:
         return f"{t['median_ms']:.3f} ({t['p10_ms']:.3f}–{t['p90_ms']:.3f})" if t else "—"
 
     for d, k, row in rows:
-        ratio = row["onnx"]["median_ms"] / row["folded"]["median_ms"]
+        onnx = row["onnx"]["median_ms"]
+        folded, folded_t = row["folded"], row["folded_t"]
+        floor = folded_t["floor_ms"]
         print(
-            f"| {d} | {k} | {cell(row['onnx'])} | {cell(row['folded'])} | {ratio:.2f} "
+            f"| {d} | {k} | {cell(row['onnx'])} | {cell(folded)} | {onnx / folded['median_ms']:.2f} "
+            f"| {cell(folded_t)} | {onnx / folded_t['median_ms']:.2f} "
+            f"| {folded_t['median_ms'] / floor:.2f} (floor {floor:.3f}) "
             f"| {cell(row['onnx_folded'])} | {cell(row['reference'])} |"
         )
+    kernel = rows[0][2]["folded"]["kernel"]
+    peak = rows[0][2]["folded"]["peak_gflops_per_thread"]
+    print()
+    print(f"Folded engine kernel: {kernel}; measured f32 FMA peak {peak:.1f} GFLOP/s per thread.")
 
 
 if __name__ == "__main__":

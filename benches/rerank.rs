@@ -4,13 +4,15 @@
 //!
 //! Baselines measured in the same run: the reference engine (÷ ref), and scoring the same
 //! candidates by plain `q·c`, the retriever's own work (÷ q·c: how many dot-product
-//! rescorings one rerank costs). GFLOP/s counts the literal SPEC §3 math, 2·k·(4d·h + 4h)
-//! flops per query, for every engine, so the folded engine's rate is "effective".
+//! rescorings one rerank costs). The folded engine runs once per CPU kernel this machine has.
+//! GFLOP/s counts the literal SPEC §3 math, 2·k·(4d·h + 4h) flops per query, for every engine,
+//! so the folded engine's rate is "effective". "÷ floor": time over the folded math's
+//! arithmetic floor, 2·k·d·h flops at the kernel's f32 FMA peak, measured at the start.
 
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, EngineKind, EnginePreference, RerankOutputs, ScoreOptions, Session,
-    SessionOptions,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, EngineKind, EnginePreference, RerankOutputs,
+    ScoreOptions, Session, SessionOptions,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -37,9 +39,16 @@ fn main() {
     } else {
         &[(384, 384, 100), (384, 384, 1000), (768, 768, 100), (768, 768, 1000)]
     };
+    let kernels: Vec<(CpuKernel, f64)> = CpuKernel::ALL
+        .into_iter()
+        .filter_map(|kernel| Some((kernel, kernel.measure_peak_gflops(Duration::from_millis(300))?)))
+        .collect();
+    for (kernel, peak) in &kernels {
+        println!("f32 FMA peak, {} kernel: {peak:.1} GFLOP/s (one thread)", kernel.name());
+    }
     println!(
-        "{:>5} {:>5} {:>6} {:>10} {:>12} {:>10} {:>10} {:>9}",
-        "d", "h", "k", "engine", "ms/query", "÷ q·c", "÷ ref", "GFLOP/s"
+        "{:>5} {:>5} {:>6} {:>17} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "d", "h", "k", "engine", "ms/query", "÷ q·c", "÷ ref", "GFLOP/s", "÷ floor"
     );
     for &(d, h, k) in shapes {
         let weights = AdapterWeights::random(d, h, 1);
@@ -61,8 +70,14 @@ fn main() {
         // The literal SPEC §3 flop count, so rates compare across engines.
         let flops = 2.0 * k as f64 * (3.0 * (d * h) as f64 + (d * h) as f64 + 4.0 * h as f64);
         let mut reference = None;
-        for engine in [EngineKind::Reference, EngineKind::Folded] {
-            let options = SessionOptions { engine: EnginePreference::Force(engine), ..Default::default() };
+        let engines = std::iter::once((EngineKind::Reference, None))
+            .chain(kernels.iter().map(|&(kernel, peak)| (EngineKind::Folded, Some((kernel, peak)))));
+        for (engine, kernel) in engines {
+            let options = SessionOptions {
+                engine: EnginePreference::Force(engine),
+                cpu_kernel: kernel.map(|(kernel, _)| kernel),
+                ..Default::default()
+            };
             let mut session = Session::new(adapter.clone(), options).expect("session");
             let time = median(reps, || {
                 let mut out =
@@ -70,9 +85,16 @@ fn main() {
                 session.rerank_into(black_box(&batch), &ScoreOptions::default(), &mut out).expect("rerank");
             });
             let reference_time = *reference.get_or_insert(time);
+            let name = match kernel {
+                Some((kernel, _)) => format!("{}/{}", engine.name(), kernel.name()),
+                None => engine.name().to_string(),
+            };
+            let floor = match kernel {
+                Some((_, peak)) => format!("{:.2}", time.as_secs_f64() / (2.0 * (k * d * h) as f64 / (peak * 1e9))),
+                None => "—".to_string(),
+            };
             println!(
-                "{d:>5} {h:>5} {k:>6} {:>10} {:>12.3} {:>10.1} {:>10.2} {:>9.2}",
-                engine.name(),
+                "{d:>5} {h:>5} {k:>6} {name:>17} {:>12.3} {:>10.1} {:>10.2} {:>9.2} {floor:>9}",
                 time.as_secs_f64() * 1e3,
                 time.as_secs_f64() / dots.as_secs_f64(),
                 time.as_secs_f64() / reference_time.as_secs_f64(),

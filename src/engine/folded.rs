@@ -34,9 +34,12 @@ const A_SQ: usize = 6;
 /// Bytes of packed candidates per block: with a panel of weights beside them they stay in L2.
 const BLOCK_BYTES: usize = 384 * 1024;
 const MAX_BLOCK_ROWS: usize = 512;
+/// Bytes of a weight panel per chunk of layer 1's reduction: half of a typical L1 data cache.
+const CHUNK_BYTES: usize = 24 * 1024;
 
-/// Fewest candidates worth a thread of their own within one query.
-const MIN_ROWS_PER_THREAD: usize = 32;
+/// Fewest candidates worth a thread of their own within one query: below this, starting a thread
+/// and losing the fused fold cost more than the second core gains (measured at d = h = 384, 768).
+const MIN_ROWS_PER_THREAD: usize = 256;
 
 /// Packs the `n × cols` matrix `value(p, j)` into panels of `nr` columns, `[panel][n][nr]`,
 /// zero beyond `cols`.
@@ -51,6 +54,35 @@ fn pack_panels(n: usize, cols: usize, nr: usize, value: impl Fn(usize, usize) ->
         }
     }
     packed
+}
+
+/// A zeroed f32 buffer whose first value sits on a 64-byte boundary, so that the tile's vector
+/// loads of a panel never straddle two cache lines.
+struct AlignedBuf {
+    data: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn zeroed(len: usize) -> Self {
+        let data = vec![0.0f32; len + 15];
+        let start = data.as_ptr().align_offset(64).min(15);
+        AlignedBuf { data, start, len }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.data[self.start..][..self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.data[self.start..][..self.len]
+    }
 }
 
 /// `a·b` in [`LANES`] partial sums, so the compiler vectorises it.
@@ -75,6 +107,8 @@ pub(crate) struct FoldedWeights {
     /// Panels of `tile.nr` hidden units.
     panels: usize,
     block_rows: usize,
+    /// Length of layer 1's reduction chunks.
+    chunk: usize,
     activation: Activation,
     similarity: Similarity,
     /// Layer-1 panels `[panel][d][NR]`: `(W_c − W_a)ᵀ`, `W_bᵀ`, `(W_a + W_c)ᵀ`.
@@ -116,6 +150,7 @@ impl FoldedWeights {
             hidden: h,
             panels: h.div_ceil(nr),
             block_rows: rows / tile.mr * tile.mr,
+            chunk: (CHUNK_BYTES / (4 * nr)).max(1),
             activation: config.activation,
             similarity: config.similarity,
             w_diff: pack_panels(d, h, nr, |t, j| fc1(2, t, j) - fc1(0, t, j)),
@@ -143,7 +178,7 @@ impl FoldedWeights {
 /// One query folded into the weights.
 struct QueryPlan {
     /// `[panel][d][NR]`: `M_qᵀ`.
-    m_q: Vec<f32>,
+    m_q: AlignedBuf,
     /// `[panels · NR]`: `v_q = (W_a + W_c)·q + b₁`.
     v_q: Vec<f32>,
     /// `[panel][5][NR]`: the classifier rows, then `u_q = W₂ᵀq` (zero for cosine).
@@ -168,7 +203,7 @@ impl QueryPlan {
             dst[..4 * nr].copy_from_slice(src);
         }
         QueryPlan {
-            m_q: vec![0.0; w.panels * w.dim * nr],
+            m_q: AlignedBuf::zeroed(w.panels * w.dim * nr),
             v_q: vec![0.0; w.panels * nr],
             heads,
             q_dot_bias: 0.0,
@@ -261,12 +296,12 @@ fn fold_panel(w: &FoldedWeights, q: &[f32], i: usize, panel: &mut PlanPanel<'_>)
 /// One thread's working memory for a block of candidates.
 struct BlockScratch {
     /// The block's candidates packed for the tile, `[tile][d][MR]`, zero past the last row.
-    packed: Vec<f32>,
+    packed: AlignedBuf,
     /// `[row][SUMS][LANES]`.
     sums: Vec<f32>,
     q_dot_c: Vec<f32>,
     c_sq: Vec<f32>,
-    /// One tile's output, `MR × NR`.
+    /// Each tile's output, `[tile][MR × NR]`.
     tile_out: Vec<f32>,
     /// Cosine: the block's hidden activations packed for layer 2's tile, `[tile][panels·NR][MR]`.
     hidden: Vec<f32>,
@@ -274,13 +309,13 @@ struct BlockScratch {
 
 impl BlockScratch {
     fn new(w: &FoldedWeights) -> Self {
-        let (rows, Tile { mr, nr, .. }) = (w.block_rows, w.tile);
+        let (rows, nr) = (w.block_rows, w.tile.nr);
         BlockScratch {
-            packed: vec![0.0; rows * w.dim],
+            packed: AlignedBuf::zeroed(rows * w.dim),
             sums: vec![0.0; rows * SUMS * LANES],
             q_dot_c: vec![0.0; rows],
             c_sq: vec![0.0; rows],
-            tile_out: vec![0.0; mr * nr],
+            tile_out: vec![0.0; rows * nr],
             hidden: match w.similarity {
                 Similarity::Dot => Vec::new(),
                 Similarity::Cosine => vec![0.0; rows * w.panels * nr],
@@ -318,21 +353,32 @@ impl BlockScratch {
     fn layer1_panel(&mut self, w: &FoldedWeights, n: usize, i: usize, (m_q, v_q, heads): (&[f32], &[f32], &[f32])) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
-        for t in 0..n.div_ceil(mr) {
-            let rows = mr.min(n - t * mr);
-            let mut epilogue = Epilogue {
-                bias: v_q,
-                activation: w.activation,
-                heads: &heads[..w.heads() * nr],
-                sums: &mut self.sums[t * mr * SUMS * LANES..][..rows * SUMS * LANES],
-                stride: SUMS * LANES,
-                rows,
-            };
-            w.tile.run(&self.packed[t * mr * d..][..mr * d], m_q, d, &mut self.tile_out, Some(&mut epilogue));
-            if w.similarity == Similarity::Cosine {
+        let tiles = n.div_ceil(mr);
+        // The reduction over d runs in chunks whose slice of the panel stays in L1 while every
+        // tile of the block passes over it; each tile's partial sums wait in `tile_out`.
+        for p0 in (0..d).step_by(w.chunk) {
+            let len = w.chunk.min(d - p0);
+            let last = p0 + len == d;
+            for t in 0..tiles {
+                let rows = mr.min(n - t * mr);
+                let mut epilogue = last.then(|| Epilogue {
+                    bias: v_q,
+                    activation: w.activation,
+                    heads: &heads[..w.heads() * nr],
+                    sums: &mut self.sums[t * mr * SUMS * LANES..][..rows * SUMS * LANES],
+                    stride: SUMS * LANES,
+                    rows,
+                });
+                let a = &self.packed[(t * d + p0) * mr..][..len * mr];
+                let out = &mut self.tile_out[t * mr * nr..][..mr * nr];
+                w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut());
+            }
+        }
+        if w.similarity == Similarity::Cosine {
+            for t in 0..tiles {
                 let hidden = &mut self.hidden[t * mr * hidden_row..][..mr * hidden_row];
-                for r in 0..rows {
-                    for (jj, &g) in self.tile_out[r * nr..][..nr].iter().enumerate() {
+                for r in 0..mr.min(n - t * mr) {
+                    for (jj, &g) in self.tile_out[(t * mr + r) * nr..][..nr].iter().enumerate() {
                         hidden[(i * nr + jj) * mr + r] = g;
                     }
                 }
@@ -347,7 +393,14 @@ impl BlockScratch {
         for (o, fc2) in w.fc2_by_output.chunks_exact(h * nr).enumerate() {
             let cols = nr.min(d - o * nr);
             for t in 0..n.div_ceil(mr) {
-                w.tile.run(&self.hidden[t * mr * hidden_row..][..mr * hidden_row], fc2, h, &mut self.tile_out, None);
+                w.tile.run(
+                    &self.hidden[t * mr * hidden_row..][..mr * hidden_row],
+                    fc2,
+                    h,
+                    &mut self.tile_out,
+                    false,
+                    None,
+                );
                 let c = &self.packed[t * mr * d..][..mr * d];
                 for r in 0..mr.min(n - t * mr) {
                     let sums = &mut self.sums[(t * mr + r) * SUMS * LANES..][..SUMS * LANES];
@@ -462,10 +515,10 @@ impl Engine for FoldedEngine {
             let q = batch.query(qi);
             let query_out = &mut out[start..start + k];
             let threads = width.min(k / MIN_ROWS_PER_THREAD).max(1);
-            if threads == 1 && width == 1 && k <= w.block_rows {
+            if threads == 1 && k <= w.block_rows {
                 fold_and_score(w, &mut self.plan, &mut self.scratch[0], batch, q, start, query_out);
             } else {
-                self.plan.fold(w, q, width);
+                self.plan.fold(w, q, threads);
                 if threads == 1 {
                     score_range(w, &self.plan, &mut self.scratch[0], batch, q, start, query_out);
                 } else {

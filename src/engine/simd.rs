@@ -62,11 +62,50 @@ impl CpuKernel {
     pub fn best() -> CpuKernel {
         CpuKernel::ALL.into_iter().rev().find(|k| k.is_available()).unwrap_or(CpuKernel::Portable)
     }
+
+    /// This kernel's measured arithmetic peak on one core, in f32 GFLOP/s (an FMA counts 2), for
+    /// benchmarks that compare a time with the floor the arithmetic sets. It runs independent
+    /// FMA chains on registers for about `duration`. `None` where the CPU lacks the kernel.
+    pub fn measure_peak_gflops(self, duration: std::time::Duration) -> Option<f64> {
+        if !self.is_available() {
+            return None;
+        }
+        let run: fn(usize) -> f32 = match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: availability checked above.
+            CpuKernel::Avx2 => |n| unsafe { avx2::fma_chains(n) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: availability checked above.
+            CpuKernel::Avx512 => |n| unsafe { avx512::fma_chains(n) },
+            _ => portable::fma_chains,
+        };
+        let lanes = match self {
+            CpuKernel::Portable => portable::NR,
+            CpuKernel::Avx2 => 8,
+            CpuKernel::Avx512 => 16,
+        };
+        let (mut steps, mut best) = (1usize << 12, 0.0f64);
+        let started = std::time::Instant::now();
+        while started.elapsed() < duration {
+            let t = std::time::Instant::now();
+            std::hint::black_box(run(std::hint::black_box(steps)));
+            let seconds = t.elapsed().as_secs_f64();
+            best = best.max((steps * CHAINS * lanes * 2) as f64 / seconds / 1e9);
+            if seconds < 1e-3 {
+                steps *= 2;
+            }
+        }
+        Some(best)
+    }
 }
 
-/// A tile function: `(a, b, n, out, epilogue)` with `a` of `n·MR`, `b` of `n·NR` and `out` of
-/// `MR·NR` values, all checked by [`Tile::run`].
-type TileFn = unsafe fn(*const f32, *const f32, usize, *mut f32, Option<&mut Epilogue<'_>>);
+/// Independent accumulator chains in the peak measurement: enough to cover the FMA latency
+/// (4 cycles) on two FMA units, and within the 16 registers of AVX2.
+const CHAINS: usize = 12;
+
+/// A tile function: `(a, b, n, out, accumulate, epilogue)` with `a` of `n·MR`, `b` of `n·NR` and
+/// `out` of `MR·NR` values, all checked by [`Tile::run`].
+type TileFn = unsafe fn(*const f32, *const f32, usize, *mut f32, bool, Option<&mut Epilogue<'_>>);
 
 /// What layer 1 does with a tile before it leaves L1: for each of the first `rows` rows `x`,
 /// `x += bias`, `x = activation(x)`, then for each head `h` (`NR` values each, in `heads`)
@@ -130,9 +169,18 @@ impl Tile {
         })
     }
 
-    /// `out[r·NR + j] = Σ_{p<n} a[p·MR + r] · b[p·NR + j]`, then the epilogue if there is one.
+    /// `out[r·NR + j] = Σ_{p<n} a[p·MR + r] · b[p·NR + j]` (added to `out`'s values when
+    /// `accumulate`, so a long reduction can run in chunks), then the epilogue if there is one.
     #[inline]
-    pub(crate) fn run(&self, a: &[f32], b: &[f32], n: usize, out: &mut [f32], epilogue: Option<&mut Epilogue<'_>>) {
+    pub(crate) fn run(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        n: usize,
+        out: &mut [f32],
+        accumulate: bool,
+        epilogue: Option<&mut Epilogue<'_>>,
+    ) {
         assert!(a.len() >= n * self.mr && b.len() >= n * self.nr && out.len() >= self.mr * self.nr);
         if let Some(e) = &epilogue {
             let heads = e.heads.len() / self.nr;
@@ -141,7 +189,7 @@ impl Tile {
         }
         // SAFETY: the lengths are checked above, and `Tile::new` hands out an instruction-set
         // kernel only after run-time detection found that instruction set.
-        unsafe { (self.run)(a.as_ptr(), b.as_ptr(), n, out.as_mut_ptr(), epilogue) }
+        unsafe { (self.run)(a.as_ptr(), b.as_ptr(), n, out.as_mut_ptr(), accumulate, epilogue) }
     }
 }
 
@@ -150,12 +198,36 @@ mod portable {
     pub const MR: usize = 4;
     pub const NR: usize = 16;
 
+    /// `CHAINS` chains of `NR`-wide multiply-adds, `steps` long, as the compiler vectorises them.
+    pub fn fma_chains(steps: usize) -> f32 {
+        let mut acc = [[1.0f32; NR]; super::CHAINS];
+        for _ in 0..steps {
+            for chain in acc.iter_mut() {
+                for x in chain.iter_mut() {
+                    *x = *x * 0.999_999 + 1e-7;
+                }
+            }
+        }
+        acc.as_flattened().iter().sum()
+    }
+
     /// # Safety
     /// `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
-    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+    pub unsafe fn tile(
+        a: *const f32,
+        b: *const f32,
+        n: usize,
+        out: *mut f32,
+        accumulate: bool,
+        e: Option<&mut super::Epilogue<'_>>,
+    ) {
         // SAFETY: the caller's lengths.
         let (a, b) = unsafe { (std::slice::from_raw_parts(a, n * MR), std::slice::from_raw_parts(b, n * NR)) };
+        let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
         let mut acc = [[0.0f32; NR]; MR];
+        if accumulate {
+            acc.as_flattened_mut().copy_from_slice(out);
+        }
         for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
             for (row, &x) in acc.iter_mut().zip(a) {
                 for (acc, &y) in row.iter_mut().zip(b) {
@@ -163,8 +235,6 @@ mod portable {
                 }
             }
         }
-        // SAFETY: the caller's length.
-        let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
         out.copy_from_slice(acc.as_flattened());
         if let Some(e) = e {
             super::epilogue::<MR, NR>(out, e);
@@ -177,15 +247,46 @@ mod portable {
 mod avx2 {
     use std::arch::x86_64::*;
 
+    /// `CHAINS` independent chains of 8-wide FMAs, `steps` long.
+    ///
+    /// # Safety
+    /// The CPU has avx2,fma.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fma_chains(steps: usize) -> f32 {
+        let (x, y) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); super::CHAINS];
+        for _ in 0..steps {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        let sum = acc.into_iter().fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, a));
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+        lanes.iter().sum()
+    }
+
     pub const MR: usize = 6;
     pub const NR: usize = 16;
 
     /// # Safety
     /// AVX2 and FMA present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+    pub unsafe fn tile(
+        a: *const f32,
+        b: *const f32,
+        n: usize,
+        out: *mut f32,
+        accumulate: bool,
+        e: Option<&mut super::Epilogue<'_>>,
+    ) {
         // SAFETY (every block below): offsets stay within the caller's lengths.
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if accumulate {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = unsafe { [_mm256_loadu_ps(out.add(r * NR)), _mm256_loadu_ps(out.add(r * NR + 8))] };
+            }
+        }
         for p in 0..n {
             let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * NR)), _mm256_loadu_ps(b.add(p * NR + 8))) };
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -211,15 +312,44 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    /// `CHAINS` independent chains of 16-wide FMAs, `steps` long.
+    ///
+    /// # Safety
+    /// The CPU has avx512f.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_chains(steps: usize) -> f32 {
+        let (x, y) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); super::CHAINS];
+        for _ in 0..steps {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        let sum = acc.into_iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a));
+        _mm512_reduce_add_ps(sum)
+    }
+
     pub const MR: usize = 12;
     pub const NR: usize = 32;
 
     /// # Safety
     /// AVX-512F present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(a: *const f32, b: *const f32, n: usize, out: *mut f32, e: Option<&mut super::Epilogue<'_>>) {
+    pub unsafe fn tile(
+        a: *const f32,
+        b: *const f32,
+        n: usize,
+        out: *mut f32,
+        accumulate: bool,
+        e: Option<&mut super::Epilogue<'_>>,
+    ) {
         // SAFETY (every block below): offsets stay within the caller's lengths.
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if accumulate {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = unsafe { [_mm512_loadu_ps(out.add(r * NR)), _mm512_loadu_ps(out.add(r * NR + 16))] };
+            }
+        }
         for p in 0..n {
             let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * NR)), _mm512_loadu_ps(b.add(p * NR + 16))) };
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -254,7 +384,7 @@ mod tests {
                 let a: Vec<f32> = (0..n * tile.mr).map(value).collect();
                 let b: Vec<f32> = (0..n * tile.nr).map(|i| value(i + 5)).collect();
                 let mut out = vec![f32::NAN; tile.mr * tile.nr];
-                tile.run(&a, &b, n, &mut out, None);
+                tile.run(&a, &b, n, &mut out, false, None);
                 for r in 0..tile.mr {
                     for j in 0..tile.nr {
                         let want: f64 = (0..n).map(|p| a[p * tile.mr + r] as f64 * b[p * tile.nr + j] as f64).sum();
@@ -285,7 +415,7 @@ mod tests {
                     let mut sums = vec![0.5f32; rows * stride];
                     let mut out = vec![f32::NAN; mr * nr];
                     let mut e = Epilogue { bias: &bias, activation, heads: &head, sums: &mut sums, stride, rows };
-                    tile.run(&a, &b, n, &mut out, Some(&mut e));
+                    tile.run(&a, &b, n, &mut out, false, Some(&mut e));
                     for r in 0..rows {
                         let x: Vec<f64> = (0..nr)
                             .map(|j| {

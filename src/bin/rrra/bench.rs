@@ -19,7 +19,9 @@ Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--d
 Builds a random adapter (ReLU, dot similarity, default scores; weights and biases uniform in
 ±1/sqrt(fan_in)) and N random unit-norm queries with K dense random unit-norm candidates each,
 warms up, then times Session::rerank_into one query per call, writing log s_RR and the order
-into preallocated buffers. Prints the median, p10 and p90 milliseconds per query and the engine.
+into preallocated buffers. Prints the median, p10 and p90 milliseconds per query and the engine;
+for the folded engine also the floor: 2·k·d·h flops per query at the kernel's f32 FMA peak,
+measured in the same run, times the threads.
 
 Options:
   --d D           embedding dimension
@@ -47,6 +49,8 @@ const MAX_CANDIDATE_VALUES: usize = 1 << 30;
 /// pass over the queries), so caches, page faults and the session's scratch have settled.
 const WARMUP_CALLS: usize = 3;
 const WARMUP_TIME: Duration = Duration::from_millis(200);
+/// How long the FMA peak is measured for the floor.
+const PEAK_TIME: Duration = Duration::from_millis(300);
 
 /// `rows` rows of `dim` uniform values, each scaled to unit L2 norm like a normalised embedding.
 fn unit_rows(rng: &mut SplitMix64, rows: usize, dim: usize) -> Vec<f32> {
@@ -172,23 +176,37 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let engine_name = session.engine().name();
     // The folded engine's instruction set; the reference engine has none.
     let kernel_name = session.cpu_kernel().map_or("none", CpuKernel::name);
+    // The arithmetic floor of the folded math (2·k·d·h flops per query) at the kernel's peak,
+    // measured now, on every thread the session may use.
+    let peak = session.cpu_kernel().and_then(|kernel| kernel.measure_peak_gflops(PEAK_TIME));
+    let floor_ms = peak.map(|gflops| 2.0 * (k * d * h) as f64 / (gflops * 1e6 * threads.min(calls * per_call) as f64));
+    let json_number = |x: Option<f64>| x.map_or("null".to_string(), |x| format!("{x:.6}"));
 
     let text = if args.switches.contains(&"--json") {
         format!(
             "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"f32\", \
              \"engine\": {}, \"kernel\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
-             \"max_ms\": {max:.6}, \"version\": {}}}\n",
+             \"max_ms\": {max:.6}, \"peak_gflops_per_thread\": {}, \"floor_ms\": {}, \"version\": {}}}\n",
             json_string(engine_name),
             json_string(kernel_name),
             json_string(session.engine_reason()),
+            json_number(peak),
+            json_number(floor_ms),
             json_string(rrra::VERSION),
         )
     } else {
         format!(
             "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), f32, engine {engine_name}, kernel {kernel_name} ({})\n\
-             median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n",
-            session.engine_reason()
+             median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n{}",
+            session.engine_reason(),
+            match (peak, floor_ms) {
+                (Some(peak), Some(floor)) => format!(
+                    "floor {floor:.3} ms/query (2·k·d·h flops at the measured {peak:.1} GFLOP/s per thread), median ÷ floor {:.2}\n",
+                    median / floor
+                ),
+                _ => String::new(),
+            }
         )
     };
     print(&text)
