@@ -179,6 +179,28 @@ typedef uint32_t rrra_cpu_kernel;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The arithmetic of a session, for `rrra_session_options.precision` and `rrra_session_precision`.
+enum rrra_precision
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // f32 weights, candidates and sums: SPEC §6's f32 tolerance. The default.
+  RRRA_PRECISION_F32 = 0,
+  // The folded engine with weights and candidates rounded to IEEE half and products summed in
+  // half precision 32 at a time, then in f32: SPEC §6's reduced-precision tolerance, twice the
+  // f32 arithmetic rate. Needs a CPU with AVX512-FP16 (UNSUPPORTED otherwise). Inputs stay f32;
+  // a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a NUMERIC error.
+  RRRA_PRECISION_F16 = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rrra_precision rrra_precision;
+#else
+typedef uint32_t rrra_precision;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A borrowed view of the caller's corpus matrix. The library never copies or frees the rows.
 // Immutable: any number of threads and sessions may use one corpus at once.
 typedef struct rrra_corpus rrra_corpus;
@@ -216,7 +238,7 @@ typedef struct rrra_model_info {
 } rrra_model_info;
 
 // Session settings. Set `struct_size = sizeof(rrra_session_options)`; the 16-byte struct of
-// version 0.1 (without `cpu_kernel`) is still accepted.
+// version 0.1 (engine and threads only) is still accepted.
 typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
@@ -227,6 +249,8 @@ typedef struct rrra_session_options {
   // An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
   // benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.
   uint32_t cpu_kernel;
+  // An `rrra_precision` value; `RRRA_PRECISION_F32` (0) is the default.
+  uint32_t precision;
 } rrra_session_options;
 
 // A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.
@@ -439,8 +463,9 @@ rrra_status rrra_sample_negatives(const float *log_s_rs,
 // Creates a session over `model`. `options` may be NULL for the defaults.
 //
 // Ownership: the session holds its own reference to the model; release it with
-// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine or
-// kernel), UNSUPPORTED (a forced engine or CPU kernel is not available; the message says why).
+// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine,
+// kernel or precision; f16 precision on the reference engine), UNSUPPORTED (a forced engine,
+// CPU kernel or precision is not available here; the message says why).
 // Thread-safety: any thread; the model may be shared by many sessions.
 //
 // # Safety
@@ -476,6 +501,14 @@ rrra_status rrra_session_engine(const struct rrra_session *session,
 // # Safety
 // `session` must be NULL or live; `kernel_out` NULL or writable.
 rrra_status rrra_session_cpu_kernel(const struct rrra_session *session, uint32_t *kernel_out);
+
+// The session's arithmetic (`*precision_out`, an `rrra_precision` value).
+// Errors: NULL_POINTER (session, precision_out).
+// Thread-safety: any thread, concurrently with other read-only calls on the session.
+//
+// # Safety
+// `session` must be NULL or live; `precision_out` NULL or writable.
+rrra_status rrra_session_precision(const struct rrra_session *session, uint32_t *precision_out);
 
 // Reranks every query of `batch` (SPEC §3–§4). `options` may be NULL (the model's settings).
 //

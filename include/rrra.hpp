@@ -252,6 +252,13 @@ enum class CpuKernel : std::uint32_t {
     avx512 = RRRA_CPU_KERNEL_AVX512,
 };
 
+/// The arithmetic of a session (rrra_precision).
+enum class Precision : std::uint32_t {
+    f32 = RRRA_PRECISION_F32,
+    /// Weights and candidates rounded to half: SPEC §6's reduced-precision tolerance; needs AVX512-FP16.
+    f16 = RRRA_PRECISION_F16,
+};
+
 /// Slots of ResampleResult::samples past a query's count.
 inline constexpr std::uint32_t not_drawn = RRRA_NOT_DRAWN;
 
@@ -285,6 +292,7 @@ struct SessionOptions {
     std::uint32_t threads = 0;
     /// Forces the folded engine's instruction set (tests and benchmarks).
     CpuKernel cpu_kernel = CpuKernel::automatic;
+    Precision precision = Precision::f32;
 };
 
 /// The library's version string; compare with RRRA_VERSION_STRING (this header's).
@@ -586,6 +594,7 @@ public:
         c.engine = static_cast<std::uint32_t>(options.engine);
         c.threads = options.threads;
         c.cpu_kernel = static_cast<std::uint32_t>(options.cpu_kernel);
+        c.precision = static_cast<std::uint32_t>(options.precision);
         rrra_session *s = nullptr;
         detail::check(rrra_session_new(model.get(), &c, &s));
         handle_.reset(s);
@@ -603,6 +612,13 @@ public:
         std::uint32_t k = 0;
         detail::check(rrra_session_cpu_kernel(handle_.get(), &k));
         return static_cast<CpuKernel>(k);
+    }
+
+    /// The session's arithmetic.
+    Precision precision() const {
+        std::uint32_t p = 0;
+        detail::check(rrra_session_precision(handle_.get(), &p));
+        return static_cast<Precision>(p);
     }
 
     /// Why that engine was chosen.

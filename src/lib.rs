@@ -43,7 +43,7 @@ mod session;
 pub mod train;
 
 pub use batch::{Batch, Candidates, Corpus};
-pub use engine::{CpuKernel, EngineKind, EnginePreference};
+pub use engine::{CpuKernel, EngineKind, EnginePreference, Precision};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Similarity, WeightDtype};
 pub use scores::ScoreOptions;

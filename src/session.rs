@@ -2,7 +2,7 @@
 //! allocation-free. Use a session from one thread at a time; share the adapter instead.
 
 use crate::batch::Batch;
-use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, PairRaw};
+use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, PairRaw, Precision};
 use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
@@ -25,11 +25,14 @@ pub struct SessionOptions {
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
     pub cpu_kernel: Option<CpuKernel>,
+    /// The arithmetic: [`Precision::F32`] (the default), or [`Precision::F16`] on a CPU with
+    /// AVX512-FP16 (the folded engine only; SPEC §6's reduced-precision tolerance).
+    pub precision: Precision,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { engine: EnginePreference::Auto, threads: 1, cpu_kernel: None }
+        SessionOptions { engine: EnginePreference::Auto, threads: 1, cpu_kernel: None, precision: Precision::F32 }
     }
 }
 
@@ -179,7 +182,8 @@ impl Session {
                 options.threads
             )));
         }
-        let (engines, engine_reason) = engine::select(&adapter, options.engine, options.cpu_kernel, options.threads)?;
+        let (engines, engine_reason) =
+            engine::select(&adapter, options.engine, options.cpu_kernel, options.precision, options.threads)?;
         Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
     }
 
@@ -192,6 +196,10 @@ impl Session {
     /// The instruction set of the engine's kernels (`None` for the reference engine).
     pub fn cpu_kernel(&self) -> Option<CpuKernel> {
         self.engines[0].cpu_kernel()
+    }
+    /// The arithmetic the engine computes in.
+    pub fn precision(&self) -> Precision {
+        self.engines[0].precision()
     }
     /// Threads a call may use.
     pub fn threads(&self) -> usize {

@@ -529,6 +529,18 @@ fn bench_times_each_engine_on_a_tiny_shape() {
 }
 
 #[test]
+fn bench_runs_f16_precision_or_says_why_not() {
+    let out = rrra(&["bench", "--d", "9", "--h", "70", "--k", "30", "--queries", "3", "--dtype", "f16", "--json"]);
+    if out.status.success() {
+        let text = stdout(&out);
+        assert!(text.contains("\"dtype\": \"f16\"") && text.contains("\"kernel\": \"avx512\""), "{text}");
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("f16 precision runs on the avx512 kernel"), "{err}");
+    }
+}
+
+#[test]
 fn bench_refuses_what_it_cannot_run() {
     let bench = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = ["bench", "--d", "4", "--h", "3"].iter().map(|s| s.to_string()).collect();
@@ -540,8 +552,8 @@ fn bench_refuses_what_it_cannot_run() {
         (bench(&["--k", "5", "--threads", "0"]), "--threads: expected a positive integer, got 0"),
         (bench(&["--k", "5", "--batch", "0"]), "--batch: expected a positive integer, got 0"),
         (bench(&["--k", "5", "--threads", "two"]), "--threads: expected a positive integer"),
-        (bench(&["--k", "5", "--dtype", "f16"]), "--dtype: only f32 is supported"),
-        (bench(&["--k", "5", "--dtype", "bf16"]), "--dtype: only f32 is supported"),
+        (bench(&["--k", "5", "--dtype", "f8"]), "--dtype: expected f32 or f16, got 'f8'"),
+        (bench(&["--k", "5", "--dtype", "bf16"]), "--dtype bf16: there is no bf16 engine"),
         (bench(&["--k", "5", "--engine", "cuda"]), "--engine: expected auto, reference or folded, got 'cuda'"),
         (bench(&["--k", "5", "--kernel", "sse2"]), "--kernel: expected auto, portable, avx2 or avx512, got 'sse2'"),
         (bench(&[]), "rrra bench needs --k"),

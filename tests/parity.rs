@@ -13,8 +13,8 @@ use common::{
 use rrra::sampler::{sample_negatives, SplitMix64, NOT_DRAWN};
 use rrra::{
     Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, CpuKernel,
-    EngineKind, EnginePreference, ErrorKind, RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled,
-    ScoreOptions, Session, SessionOptions, Similarity, WeightDtype,
+    EngineKind, EnginePreference, ErrorKind, Precision, RerankOutputs, Reranked, ResampleOutputs, ResampleRequest,
+    Resampled, ScoreOptions, Session, SessionOptions, Similarity, WeightDtype,
 };
 use std::sync::Arc;
 
@@ -37,7 +37,12 @@ struct Engine {
 
 impl Engine {
     fn options(self, threads: usize) -> SessionOptions {
-        SessionOptions { engine: EnginePreference::Force(self.kind), threads, cpu_kernel: self.kernel }
+        SessionOptions {
+            engine: EnginePreference::Force(self.kind),
+            threads,
+            cpu_kernel: self.kernel,
+            ..Default::default()
+        }
     }
 }
 
@@ -633,6 +638,91 @@ fn every_activation_similarity_and_transform_on_small_shapes() {
             }
         }
     }
+}
+
+/// SPEC §6 for reduced precision: log s_RR within 2e-2 relative, s_FN within 2e-3, and the
+/// top 10 in the reference's order wherever neighbouring reference scores differ by more than
+/// 1e-2.
+fn check_reduced_precision(m: &mut Mismatches, case: &Case, refs: &[RefScore], got: &Reranked) {
+    for (q, range) in case.ranges().into_iter().enumerate() {
+        for i in range.clone() {
+            let (p, r) = (i - range.start, &refs[i]);
+            m.close("log s_RR", q, p, got.log_s_rr[i].into(), r.log_s_rr, 2e-2 * r.log_s_rr.abs().max(1.0));
+            m.close("s_FN", q, p, got.s_fn[i].into(), r.probs[1], 2e-3);
+        }
+        let want: Vec<f64> = refs[range.clone()].iter().map(|r| r.log_s_rr).collect();
+        let mut by_reference: Vec<usize> = (0..want.len()).collect();
+        by_reference.sort_by(|&a, &b| want[b].total_cmp(&want[a]).then(a.cmp(&b)));
+        let apart = |a: usize, b: usize| (want[a] - want[b]).abs() > 1e-2;
+        for rank in 0..want.len().min(10) {
+            let r = by_reference[rank];
+            let clear = (rank == 0 || apart(by_reference[rank - 1], r))
+                && (rank + 1 == want.len() || apart(r, by_reference[rank + 1]));
+            let engine = got.order[range.start + rank] as usize;
+            if clear && engine != r {
+                m.push(format!("order: query {q}, rank {rank}: position {engine}, the reference has {r}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_precision_meets_the_reduced_precision_contract() {
+    let options = |threads| SessionOptions { threads, precision: Precision::F16, ..Default::default() };
+    let mut rng = TestRng::new(31);
+    let probe = Fixture::random(&mut rng, 3, 2, AdapterConfig::default(), 1.0);
+    match Session::new(probe.adapter.clone(), options(1)) {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            println!("skipped: {e}");
+            return;
+        }
+        other => assert_eq!(other.expect("f16 session").precision(), Precision::F16),
+    }
+    // d not a multiple of the vector width, h below, at and across the f16 tile's 64 columns;
+    // lists of 0, 1 and past a block (and, on 2 threads, split between them).
+    let setups = [
+        (1, 5, Activation::Relu, Similarity::Dot),
+        (7, 64, Activation::Gelu, Similarity::Cosine),
+        (67, 70, Activation::Silu, Similarity::Dot),
+        (384, 128, Activation::Relu, Similarity::Dot),
+        (385, 96, Activation::Tanh, Similarity::Cosine),
+    ];
+    for (d, h, activation, similarity) in setups {
+        let config = random_config(&mut rng, activation, similarity, BaseTransform::Sigmoid);
+        let fix = Fixture::random(&mut rng, d, h, config, 1.0);
+        let case = Case::random(&mut rng, d, &[0, 1, 3, 100, 600], Embeddings::Normalised, BaseScores::Absent);
+        let refs = reference(&fix, &case, &resolve(fix.adapter.config(), &ScoreOptions::default())).expect("reference");
+        for threads in [1, 2] {
+            let mut session = Session::new(fix.adapter.clone(), options(threads)).expect("f16 session");
+            let got = with_batch(&case, Layout::Dense { pad: 3 }, |b| session.rerank(b, &ScoreOptions::default()))
+                .unwrap_or_else(|e| panic!("{}: {e}", fix.describe()));
+            let mut m = Mismatches::new(format!("f16, {threads} thread(s) | {} | {}", fix.describe(), case.describe()));
+            check_reduced_precision(&mut m, &case, &refs, &got);
+            m.finish();
+        }
+    }
+
+    // Values f16 cannot hold are errors that say so, never a silently wrong order.
+    let fix = Fixture::random(&mut rng, 8, 70, AdapterConfig::default(), 1.0);
+    let mut session = Session::new(fix.adapter.clone(), options(1)).expect("f16 session");
+    let (q, mut c) = (vec![0.1f32; 8], vec![0.1f32; 3 * 8]);
+    c[2 * 8 + 5] = 1e5;
+    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("candidate 2") && e.message().contains("f16"), "{e}");
+    let (q, c) = (vec![1e6f32; 8], vec![0.1f32; 3 * 8]);
+    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");
+    assert!(e.message().contains("query 0") && e.message().contains("f16"), "{e}");
+    // In range one by one, but their products overflow half precision in layer 1's sums.
+    let (q, c) = (vec![2e5f32; 8], vec![100f32; 3 * 8]);
+    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");
+    assert!(e.message().contains("hidden layer overflowed") && e.message().contains("f16"), "{e}");
+    // The reference engine has no f16 arithmetic.
+    let reference = SessionOptions { engine: EnginePreference::Force(EngineKind::Reference), ..options(1) };
+    let e = Session::new(fix.adapter.clone(), reference).err().expect("an f16 reference session is refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
 
 #[test]

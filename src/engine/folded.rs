@@ -15,14 +15,17 @@
 //!
 //! Three tiers of state: [`FoldedWeights`] (from the adapter, shared by all threads),
 //! [`QueryPlan`] (one query's folded weights), [`BlockScratch`] (one per thread). All of it is
-//! sized at creation, so calls allocate nothing.
+//! sized at creation, so calls allocate nothing, and generic over the element type `E` of the
+//! packed weights and candidates: f32, or IEEE half at f16 precision ([`super::f16`]); a value
+//! that `E` cannot hold, or a sum that overflows it, is an error naming the query.
 
 use super::reference::cosine;
-use super::simd::{CpuKernel, Epilogue, Tile, LANES};
-use super::{Engine, EngineKind, PairRaw};
+use super::simd::{CpuKernel, Element, Epilogue, Tile, LANES};
+use super::{Engine, EngineKind, PairRaw, Precision};
 use crate::batch::Batch;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Per-row sums: the four classifier logits, `u_q·hid`, then (cosine) `q·a` and `‖a‖²`.
@@ -42,45 +45,46 @@ const CHUNK_BYTES: usize = 24 * 1024;
 const MIN_ROWS_PER_THREAD: usize = 256;
 
 /// Packs the `n × cols` matrix `value(p, j)` into panels of `nr` columns, `[panel][n][nr]`,
-/// zero beyond `cols`.
-fn pack_panels(n: usize, cols: usize, nr: usize, value: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+/// zero beyond `cols`; `None` when a value is out of `E`'s range.
+fn pack_panels<E: Element>(n: usize, cols: usize, nr: usize, value: impl Fn(usize, usize) -> f32) -> Option<Vec<E>> {
     let panels = cols.div_ceil(nr);
-    let mut packed = vec![0.0; panels * n * nr];
+    let mut packed = vec![E::default(); panels * n * nr];
     for (panel, block) in packed.chunks_exact_mut(n * nr).enumerate() {
         for (p, row) in block.chunks_exact_mut(nr).enumerate() {
             for (jj, x) in row.iter_mut().enumerate().take(cols - panel * nr) {
-                *x = value(p, panel * nr + jj);
+                *x = E::from_f32(value(p, panel * nr + jj))?;
             }
         }
     }
-    packed
+    Some(packed)
 }
 
-/// A zeroed f32 buffer whose first value sits on a 64-byte boundary, so that the tile's vector
+/// A zeroed buffer whose first value sits on a 64-byte boundary, so that the tile's vector
 /// loads of a panel never straddle two cache lines.
-struct AlignedBuf {
-    data: Vec<f32>,
+struct AlignedBuf<E> {
+    data: Vec<E>,
     start: usize,
     len: usize,
 }
 
-impl AlignedBuf {
+impl<E: Element> AlignedBuf<E> {
     fn zeroed(len: usize) -> Self {
-        let data = vec![0.0f32; len + 15];
-        let start = data.as_ptr().align_offset(64).min(15);
+        let slack = 64 / std::mem::size_of::<E>();
+        let data = vec![E::default(); len + slack];
+        let start = data.as_ptr().align_offset(64).min(slack);
         AlignedBuf { data, start, len }
     }
 }
 
-impl std::ops::Deref for AlignedBuf {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
+impl<E> std::ops::Deref for AlignedBuf<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
         &self.data[self.start..][..self.len]
     }
 }
 
-impl std::ops::DerefMut for AlignedBuf {
-    fn deref_mut(&mut self) -> &mut [f32] {
+impl<E> std::ops::DerefMut for AlignedBuf<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
         &mut self.data[self.start..][..self.len]
     }
 }
@@ -98,10 +102,11 @@ fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// What the engine precomputes from an adapter once; shared by every thread's engine.
-pub(crate) struct FoldedWeights {
+/// What the engine precomputes from an adapter once; shared by every thread's engine. `E` is
+/// the element type of the packed weights and candidates (f32, or f16 for f16 precision).
+pub(crate) struct FoldedWeights<E> {
     kernel: CpuKernel,
-    tile: Tile,
+    tile: Tile<E>,
     dim: usize,
     hidden: usize,
     /// Panels of `tile.nr` hidden units.
@@ -112,13 +117,13 @@ pub(crate) struct FoldedWeights {
     activation: Activation,
     similarity: Similarity,
     /// Layer-1 panels `[panel][d][NR]`: `(W_c − W_a)ᵀ`, `W_bᵀ`, `(W_a + W_c)ᵀ`.
-    w_diff: Vec<f32>,
-    w_prod: Vec<f32>,
-    w_sum: Vec<f32>,
+    w_diff: Vec<E>,
+    w_prod: Vec<E>,
+    w_sum: Vec<E>,
     /// `fc2.weight` in layer-1 panels (dot only), so `u_q = W₂ᵀq` folds with the rest.
-    fc2_by_hidden: Vec<f32>,
+    fc2_by_hidden: Vec<E>,
     /// `fc2.weightᵀ` in panels of `NR` output dimensions, `[panel][h][NR]` (cosine only).
-    fc2_by_output: Vec<f32>,
+    fc2_by_output: Vec<E>,
     /// `[panels · NR]`, zero beyond h.
     fc1_bias: Vec<f32>,
     /// `[panel][4][NR]`: the classifier rows, cut into panels.
@@ -127,10 +132,31 @@ pub(crate) struct FoldedWeights {
     fc2_bias: Vec<f32>,
 }
 
-impl FoldedWeights {
-    /// `None` when this CPU cannot run `kernel`.
-    pub(crate) fn new(adapter: &Adapter, kernel: CpuKernel) -> Option<Arc<Self>> {
-        let tile = Tile::new(kernel)?;
+impl<E: Element> FoldedWeights<E> {
+    /// Errors: Unsupported when this CPU cannot run `kernel` at this precision, or a weight is
+    /// out of the precision's range.
+    pub(crate) fn new(adapter: &Adapter, kernel: CpuKernel, precision: Precision) -> Result<Arc<Self>> {
+        let tile = E::tile(kernel).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                match precision {
+                    Precision::F32 => {
+                        format!("cpu kernel {}: this CPU does not have its instruction set", kernel.name())
+                    }
+                    Precision::F16 => format!(
+                        "f16 precision runs on the avx512 kernel of a CPU with AVX512-FP16 (kernel {}{})",
+                        kernel.name(),
+                        if kernel.is_available() { "; this CPU has no AVX512-FP16" } else { " is not available here" }
+                    ),
+                },
+            )
+        })?;
+        let out_of_range = || {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("{} precision: a weight of the adapter is outside its range (±65504)", precision.name()),
+            )
+        };
         let (d, h, nr) = (adapter.dim(), adapter.hidden(), tile.nr);
         let w = adapter.weights();
         let config = adapter.config();
@@ -138,26 +164,30 @@ impl FoldedWeights {
         let fc1 = |part: usize, t: usize, j: usize| w.fc1_weight[j * 3 * d + part * d + t];
         let fc2 = |t: usize, j: usize| w.fc2_weight[t * h + j];
         let dot = config.similarity == Similarity::Dot;
-        let mut classifier = pack_panels(4, h, nr, |class, j| w.classifier_weight[class * h + j]);
+        let mut classifier: Vec<f32> =
+            pack_panels(4, h, nr, |class, j| w.classifier_weight[class * h + j]).expect("f32 holds every f32");
         classifier.shrink_to_fit();
         let mut fc1_bias = w.fc1_bias.clone();
         fc1_bias.resize(h.div_ceil(nr) * nr, 0.0);
-        let rows = (BLOCK_BYTES / (4 * d.max(1))).clamp(tile.mr, MAX_BLOCK_ROWS);
-        Some(Arc::new(FoldedWeights {
+        let size = std::mem::size_of::<E>();
+        let rows = (BLOCK_BYTES / (size * d.max(1))).clamp(tile.mr, MAX_BLOCK_ROWS);
+        let panels =
+            |n, cols, value: &dyn Fn(usize, usize) -> f32| pack_panels(n, cols, nr, value).ok_or_else(out_of_range);
+        Ok(Arc::new(FoldedWeights {
             kernel,
             tile,
             dim: d,
             hidden: h,
             panels: h.div_ceil(nr),
             block_rows: rows / tile.mr * tile.mr,
-            chunk: (CHUNK_BYTES / (4 * nr)).max(1),
+            chunk: (CHUNK_BYTES / (size * nr)).max(1),
             activation: config.activation,
             similarity: config.similarity,
-            w_diff: pack_panels(d, h, nr, |t, j| fc1(2, t, j) - fc1(0, t, j)),
-            w_prod: pack_panels(d, h, nr, |t, j| fc1(1, t, j)),
-            w_sum: pack_panels(d, h, nr, |t, j| fc1(0, t, j) + fc1(2, t, j)),
-            fc2_by_hidden: if dot { pack_panels(d, h, nr, fc2) } else { Vec::new() },
-            fc2_by_output: if dot { Vec::new() } else { pack_panels(h, d, nr, |j, t| fc2(t, j)) },
+            w_diff: panels(d, h, &|t, j| fc1(2, t, j) - fc1(0, t, j))?,
+            w_prod: panels(d, h, &|t, j| fc1(1, t, j))?,
+            w_sum: panels(d, h, &|t, j| fc1(0, t, j) + fc1(2, t, j))?,
+            fc2_by_hidden: if dot { panels(d, h, &fc2)? } else { Vec::new() },
+            fc2_by_output: if dot { Vec::new() } else { panels(h, d, &|j, t| fc2(t, j))? },
             fc1_bias,
             classifier,
             classifier_bias: [w.classifier_bias[0], w.classifier_bias[1], w.classifier_bias[2], w.classifier_bias[3]],
@@ -176,9 +206,9 @@ impl FoldedWeights {
 }
 
 /// One query folded into the weights.
-struct QueryPlan {
+struct QueryPlan<E> {
     /// `[panel][d][NR]`: `M_qᵀ`.
-    m_q: AlignedBuf,
+    m_q: AlignedBuf<E>,
     /// `[panels · NR]`: `v_q = (W_a + W_c)·q + b₁`.
     v_q: Vec<f32>,
     /// `[panel][5][NR]`: the classifier rows, then `u_q = W₂ᵀq` (zero for cosine).
@@ -189,14 +219,14 @@ struct QueryPlan {
 }
 
 /// One panel of a [`QueryPlan`].
-struct PlanPanel<'a> {
-    m_q: &'a mut [f32],
+struct PlanPanel<'a, E> {
+    m_q: &'a mut [E],
     v_q: &'a mut [f32],
     heads: &'a mut [f32],
 }
 
-impl QueryPlan {
-    fn new(w: &FoldedWeights) -> Self {
+impl<E: Element> QueryPlan<E> {
+    fn new(w: &FoldedWeights<E>) -> Self {
         let nr = w.tile.nr;
         let mut heads = vec![0.0; w.panels * 5 * nr];
         for (dst, src) in heads.chunks_exact_mut(5 * nr).zip(w.classifier.chunks_exact(4 * nr)) {
@@ -212,15 +242,17 @@ impl QueryPlan {
     }
 
     /// The query's scalars: `q·b₂` and `‖q‖`.
-    fn fold_scalars(&mut self, w: &FoldedWeights, q: &[f32]) {
+    fn fold_scalars(&mut self, w: &FoldedWeights<E>, q: &[f32]) {
         self.q_dot_bias = lane_dot(q, &w.fc2_bias);
         self.q_norm = lane_dot(q, q).sqrt();
     }
 
     /// Folds every panel, split between up to `threads` threads: the fold streams ~4·d·h
-    /// weights, which dominates a short list.
-    fn fold(&mut self, w: &FoldedWeights, q: &[f32], threads: usize) {
+    /// weights, which dominates a short list. `false` when `M_q` is out of `E`'s range.
+    fn fold(&mut self, w: &FoldedWeights<E>, q: &[f32], threads: usize) -> bool {
         self.fold_scalars(w, q);
+        let in_range = AtomicBool::new(true);
+        let in_range = &in_range;
         let (d, nr) = (w.dim, w.tile.nr);
         let per = w.panels.div_ceil(threads.clamp(1, w.panels.max(1)));
         let mut shares = self
@@ -232,12 +264,14 @@ impl QueryPlan {
             .map(|(s, ((m_q, v_q), heads))| {
                 move || {
                     for (i, mut panel) in plan_panels(w, m_q, v_q, heads).enumerate() {
-                        fold_panel(w, q, s * per + i, &mut panel);
+                        if !fold_panel(w, q, s * per + i, &mut panel) {
+                            in_range.store(false, Ordering::Relaxed);
+                        }
                     }
                 }
             });
         // The calling thread folds the first share itself; threads start only for the others.
-        let Some(mut first) = shares.next() else { return };
+        let Some(mut first) = shares.next() else { return true };
         if shares.len() == 0 {
             first();
         } else {
@@ -246,21 +280,22 @@ impl QueryPlan {
                 first();
             });
         }
+        in_range.load(Ordering::Relaxed)
     }
 
-    fn panel(&self, w: &FoldedWeights, i: usize) -> (&[f32], &[f32], &[f32]) {
+    fn panel(&self, w: &FoldedWeights<E>, i: usize) -> (&[E], &[f32], &[f32]) {
         let nr = w.tile.nr;
         (&self.m_q[i * w.dim * nr..][..w.dim * nr], &self.v_q[i * nr..][..nr], &self.heads[i * 5 * nr..][..5 * nr])
     }
 }
 
 /// Cuts a plan's arrays (or a contiguous share of them) into panels.
-fn plan_panels<'a>(
-    w: &FoldedWeights,
-    m_q: &'a mut [f32],
+fn plan_panels<'a, E: Element>(
+    w: &FoldedWeights<E>,
+    m_q: &'a mut [E],
     v_q: &'a mut [f32],
     heads: &'a mut [f32],
-) -> impl Iterator<Item = PlanPanel<'a>> {
+) -> impl Iterator<Item = PlanPanel<'a, E>> {
     let nr = w.tile.nr;
     m_q.chunks_exact_mut(w.dim * nr)
         .zip(v_q.chunks_exact_mut(nr))
@@ -269,34 +304,43 @@ fn plan_panels<'a>(
 }
 
 /// Folds `q` into panel `i`: `M_q`'s columns, `v_q` and `u_q` for its `NR` hidden units.
-fn fold_panel(w: &FoldedWeights, q: &[f32], i: usize, panel: &mut PlanPanel<'_>) {
+/// `false` when an `M_q` value is out of `E`'s range.
+fn fold_panel<E: Element>(w: &FoldedWeights<E>, q: &[f32], i: usize, panel: &mut PlanPanel<'_, E>) -> bool {
     let (d, nr) = (w.dim, w.tile.nr);
     let panel_of = i * d * nr..(i + 1) * d * nr;
     let (diff, prod, sum) = (&w.w_diff[panel_of.clone()], &w.w_prod[panel_of.clone()], &w.w_sum[panel_of.clone()]);
     let v_q = &mut *panel.v_q;
     v_q.copy_from_slice(&w.fc1_bias[i * nr..][..nr]);
+    let mut in_range = true;
     let rows = panel.m_q.chunks_exact_mut(nr).zip(diff.chunks_exact(nr)).zip(prod.chunks_exact(nr));
     for (((m, diff), prod), (sum, &x)) in rows.zip(sum.chunks_exact(nr).zip(q)) {
-        for j in 0..nr {
-            m[j] = diff[j] + x * prod[j];
-            v_q[j] += x * sum[j];
-        }
+        in_range &= E::fold_row(m, v_q, diff, prod, sum, x);
     }
     if w.similarity == Similarity::Dot {
         let u_q = &mut panel.heads[4 * nr..];
         u_q.fill(0.0);
         for (fc2, &x) in w.fc2_by_hidden[panel_of].chunks_exact(nr).zip(q) {
-            for (u, &f) in u_q.iter_mut().zip(fc2) {
-                *u += x * f;
-            }
+            E::axpy(u_q, x, fc2);
         }
     }
+    in_range
+}
+
+/// What made a query unscorable at the session's precision.
+#[derive(Clone, Copy, Debug)]
+enum OutOfRange {
+    /// The batch-wide candidate with a value beyond the element type's range.
+    Candidate(usize),
+    /// `M_q`, the query folded into the weights.
+    Fold,
+    /// A pre-activation of layer 1 (an overflow that the activation could hide).
+    Layer1,
 }
 
 /// One thread's working memory for a block of candidates.
-struct BlockScratch {
+struct BlockScratch<E> {
     /// The block's candidates packed for the tile, `[tile][d][MR]`, zero past the last row.
-    packed: AlignedBuf,
+    packed: AlignedBuf<E>,
     /// `[row][SUMS][LANES]`.
     sums: Vec<f32>,
     q_dot_c: Vec<f32>,
@@ -304,11 +348,13 @@ struct BlockScratch {
     /// Each tile's output, `[tile][MR × NR]`.
     tile_out: Vec<f32>,
     /// Cosine: the block's hidden activations packed for layer 2's tile, `[tile][panels·NR][MR]`.
-    hidden: Vec<f32>,
+    hidden: Vec<E>,
+    /// The first thing out of range since the last [`BlockScratch::pack`].
+    out_of_range: Option<OutOfRange>,
 }
 
-impl BlockScratch {
-    fn new(w: &FoldedWeights) -> Self {
+impl<E: Element> BlockScratch<E> {
+    fn new(w: &FoldedWeights<E>) -> Self {
         let (rows, nr) = (w.block_rows, w.tile.nr);
         BlockScratch {
             packed: AlignedBuf::zeroed(rows * w.dim),
@@ -318,29 +364,30 @@ impl BlockScratch {
             tile_out: vec![0.0; rows * nr],
             hidden: match w.similarity {
                 Similarity::Dot => Vec::new(),
-                Similarity::Cosine => vec![0.0; rows * w.panels * nr],
+                Similarity::Cosine => vec![E::default(); rows * w.panels * nr],
             },
+            out_of_range: None,
         }
     }
 
-    /// Packs `rows` candidates (at most a block) and clears the sums.
-    fn pack<'a>(&mut self, w: &FoldedWeights, q: &[f32], rows: impl ExactSizeIterator<Item = &'a [f32]>) {
+    /// Packs the batch's candidates `first..first + n` (at most a block) and clears the sums.
+    fn pack(&mut self, w: &FoldedWeights<E>, q: &[f32], batch: &Batch<'_>, first: usize, n: usize) {
         let (d, mr) = (w.dim, w.tile.mr);
-        let n = rows.len();
-        let mut rows = rows.enumerate();
+        self.out_of_range = None;
+        let mut rows = (first..first + n).map(|i| batch.candidate(i)).enumerate();
         for (t, tile) in self.packed[..n.div_ceil(mr) * mr * d].chunks_exact_mut(mr * d).enumerate() {
             for r in 0..mr {
                 match rows.next() {
                     Some((i, c)) => {
-                        for (p, &x) in c.iter().enumerate() {
-                            tile[p * mr + r] = x;
+                        if !E::scatter(&mut tile[r..], mr, c) {
+                            self.out_of_range.get_or_insert(OutOfRange::Candidate(first + i));
                         }
                         self.q_dot_c[i] = lane_dot(q, c);
                         if w.similarity == Similarity::Cosine {
                             self.c_sq[i] = lane_dot(c, c);
                         }
                     }
-                    None => (0..d).for_each(|p| tile[p * mr + r] = 0.0),
+                    None => (0..d).for_each(|p| tile[p * mr + r] = E::default()),
                 }
                 debug_assert!(t * mr + r < n || rows.len() == 0);
             }
@@ -350,7 +397,7 @@ impl BlockScratch {
 
     /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
     /// activation, then the heads summed into `sums` (and, for cosine, the hidden values kept).
-    fn layer1_panel(&mut self, w: &FoldedWeights, n: usize, i: usize, (m_q, v_q, heads): (&[f32], &[f32], &[f32])) {
+    fn layer1_panel(&mut self, w: &FoldedWeights<E>, n: usize, i: usize, (m_q, v_q, heads): (&[E], &[f32], &[f32])) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
         let tiles = n.div_ceil(mr);
@@ -362,6 +409,7 @@ impl BlockScratch {
             for t in 0..tiles {
                 let rows = mr.min(n - t * mr);
                 let mut epilogue = last.then(|| Epilogue {
+                    non_finite: false,
                     bias: v_q,
                     activation: w.activation,
                     heads: &heads[..w.heads() * nr],
@@ -372,6 +420,9 @@ impl BlockScratch {
                 let a = &self.packed[(t * d + p0) * mr..][..len * mr];
                 let out = &mut self.tile_out[t * mr * nr..][..mr * nr];
                 w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut());
+                if epilogue.is_some_and(|e| e.non_finite) {
+                    self.out_of_range.get_or_insert(OutOfRange::Layer1);
+                }
             }
         }
         if w.similarity == Similarity::Cosine {
@@ -379,7 +430,8 @@ impl BlockScratch {
                 let hidden = &mut self.hidden[t * mr * hidden_row..][..mr * hidden_row];
                 for r in 0..mr.min(n - t * mr) {
                     for (jj, &g) in self.tile_out[(t * mr + r) * nr..][..nr].iter().enumerate() {
-                        hidden[(i * nr + jj) * mr + r] = g;
+                        // Activations are bounded by the pre-activations checked in the epilogue.
+                        hidden[(i * nr + jj) * mr + r] = E::from_f32(g).unwrap_or_default();
                     }
                 }
             }
@@ -387,7 +439,7 @@ impl BlockScratch {
     }
 
     /// Cosine's full layer 2, `a = c + W₂·hid + b₂`, on the same tile, summing `q·a` and `‖a‖²`.
-    fn layer2(&mut self, w: &FoldedWeights, q: &[f32], n: usize) {
+    fn layer2(&mut self, w: &FoldedWeights<E>, q: &[f32], n: usize) {
         let (d, h, Tile { mr, nr, .. }) = (w.dim, w.hidden, w.tile);
         let hidden_row = w.panels * nr;
         for (o, fc2) in w.fc2_by_output.chunks_exact(h * nr).enumerate() {
@@ -407,7 +459,7 @@ impl BlockScratch {
                     let (q_dot_a, a_sq) = sums[Q_DOT_A * LANES..].split_at_mut(LANES);
                     for jj in 0..cols {
                         let tt = o * nr + jj;
-                        let a = c[tt * mr + r] + self.tile_out[r * nr + jj] + w.fc2_bias[tt];
+                        let a = c[tt * mr + r].to_f32() + self.tile_out[r * nr + jj] + w.fc2_bias[tt];
                         q_dot_a[jj % LANES] += q[tt] * a;
                         a_sq[jj % LANES] += a * a;
                     }
@@ -417,7 +469,7 @@ impl BlockScratch {
     }
 
     /// Turns the block's sums into per-pair results.
-    fn finish(&mut self, w: &FoldedWeights, plan: &QueryPlan, q: &[f32], out: &mut [PairRaw]) {
+    fn finish(&mut self, w: &FoldedWeights<E>, plan: &QueryPlan<E>, q: &[f32], out: &mut [PairRaw]) {
         if w.similarity == Similarity::Cosine {
             self.layer2(w, q, out.len());
         }
@@ -440,69 +492,101 @@ impl BlockScratch {
 
 /// Scores the batch-wide candidates `first..first + out.len()`, all of one query whose plan is
 /// folded, block by block.
-fn score_range(
-    w: &FoldedWeights,
-    plan: &QueryPlan,
-    s: &mut BlockScratch,
+fn score_range<E: Element>(
+    w: &FoldedWeights<E>,
+    plan: &QueryPlan<E>,
+    s: &mut BlockScratch<E>,
     batch: &Batch<'_>,
     q: &[f32],
     first: usize,
     out: &mut [PairRaw],
-) {
+) -> std::result::Result<(), OutOfRange> {
     for (b, block_out) in out.chunks_mut(w.block_rows).enumerate() {
         let start = first + b * w.block_rows;
         let n = block_out.len();
-        s.pack(w, q, (start..start + n).map(|i| batch.candidate(i)));
+        s.pack(w, q, batch, start, n);
         for i in 0..w.panels {
             s.layer1_panel(w, n, i, plan.panel(w, i));
         }
         s.finish(w, plan, q, block_out);
+        if let Some(failure) = s.out_of_range {
+            return Err(failure);
+        }
     }
+    Ok(())
 }
 
 /// Folds and scores a list of at most one block in one pass: each panel is folded just before
 /// the tile uses it, while it is still in cache.
-fn fold_and_score(
-    w: &FoldedWeights,
-    plan: &mut QueryPlan,
-    s: &mut BlockScratch,
+fn fold_and_score<E: Element>(
+    w: &FoldedWeights<E>,
+    plan: &mut QueryPlan<E>,
+    s: &mut BlockScratch<E>,
     batch: &Batch<'_>,
     q: &[f32],
     first: usize,
     out: &mut [PairRaw],
-) {
+) -> std::result::Result<(), OutOfRange> {
     let n = out.len();
     debug_assert!(n <= w.block_rows);
     plan.fold_scalars(w, q);
-    s.pack(w, q, (first..first + n).map(|i| batch.candidate(i)));
+    s.pack(w, q, batch, first, n);
     for (i, mut panel) in plan_panels(w, &mut plan.m_q, &mut plan.v_q, &mut plan.heads).enumerate() {
-        fold_panel(w, q, i, &mut panel);
+        if !fold_panel(w, q, i, &mut panel) {
+            return Err(OutOfRange::Fold);
+        }
         s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads));
     }
     s.finish(w, plan, q, out);
+    s.out_of_range.map_or(Ok(()), Err)
+}
+
+/// The error for a query that could not be scored at `precision`; `start` is its first
+/// candidate's batch-wide index.
+fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: usize) -> Error {
+    let range = match precision {
+        Precision::F32 => "the f32 range",
+        Precision::F16 => "±65504, the range of the session's f16 precision",
+    };
+    match failure {
+        OutOfRange::Candidate(i) => {
+            Error::invalid_argument(format!("query {query}, candidate {}: a value is beyond {range}", i - start))
+        }
+        OutOfRange::Fold => {
+            Error::new(ErrorKind::Numeric, format!("query {query}: folding it into the weights overflowed {range}"))
+        }
+        OutOfRange::Layer1 => {
+            Error::new(ErrorKind::Numeric, format!("query {query}: the adapter's hidden layer overflowed {range}"))
+        }
+    }
 }
 
 /// One session thread's engine: the shared weights, a query plan, and block scratch for itself
 /// and for the helper threads it may start within one query.
-pub(crate) struct FoldedEngine {
-    w: Arc<FoldedWeights>,
-    plan: QueryPlan,
-    scratch: Vec<BlockScratch>,
+pub(crate) struct FoldedEngine<E> {
+    w: Arc<FoldedWeights<E>>,
+    precision: Precision,
+    plan: QueryPlan<E>,
+    scratch: Vec<BlockScratch<E>>,
 }
 
-impl FoldedEngine {
-    pub(crate) fn new(w: Arc<FoldedWeights>) -> Self {
-        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w }
+impl<E: Element> FoldedEngine<E> {
+    pub(crate) fn new(w: Arc<FoldedWeights<E>>, precision: Precision) -> Self {
+        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w, precision }
     }
 }
 
-impl Engine for FoldedEngine {
+impl<E: Element> Engine for FoldedEngine<E> {
     fn kind(&self) -> EngineKind {
         EngineKind::Folded
     }
 
     fn cpu_kernel(&self) -> Option<CpuKernel> {
         Some(self.w.kernel)
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()> {
@@ -515,13 +599,14 @@ impl Engine for FoldedEngine {
             let q = batch.query(qi);
             let query_out = &mut out[start..start + k];
             let threads = width.min(k / MIN_ROWS_PER_THREAD).max(1);
-            if threads == 1 && k <= w.block_rows {
-                fold_and_score(w, &mut self.plan, &mut self.scratch[0], batch, q, start, query_out);
+            let scored = if threads == 1 && k <= w.block_rows {
+                fold_and_score(w, &mut self.plan, &mut self.scratch[0], batch, q, start, query_out)
+            } else if !self.plan.fold(w, q, threads) {
+                Err(OutOfRange::Fold)
+            } else if threads == 1 {
+                score_range(w, &self.plan, &mut self.scratch[0], batch, q, start, query_out)
             } else {
-                self.plan.fold(w, q, threads);
-                if threads == 1 {
-                    score_range(w, &self.plan, &mut self.scratch[0], batch, q, start, query_out);
-                } else {
+                {
                     while self.scratch.len() < threads {
                         self.scratch.push(BlockScratch::new(w));
                     }
@@ -533,11 +618,21 @@ impl Engine for FoldedEngine {
                         // The calling thread takes the first share itself.
                         let (_, (first_out, first_scratch)) = parts.next().expect("at least one share");
                         for (i, (part, scratch)) in parts {
-                            scope.spawn(move || score_range(w, plan, scratch, batch, q, start + i * share, part));
+                            scope.spawn(move || {
+                                if let Err(failure) = score_range(w, plan, scratch, batch, q, start + i * share, part) {
+                                    scratch.out_of_range = Some(failure);
+                                }
+                            });
                         }
-                        score_range(w, plan, first_scratch, batch, q, start, first_out);
+                        if let Err(failure) = score_range(w, plan, first_scratch, batch, q, start, first_out) {
+                            first_scratch.out_of_range = Some(failure);
+                        }
                     });
                 }
+                self.scratch[..threads].iter().find_map(|s| s.out_of_range).map_or(Ok(()), Err)
+            };
+            if let Err(failure) = scored {
+                return Err(out_of_range(failure, self.precision, qi, start));
             }
             start += k;
         }

@@ -3,6 +3,7 @@
 //! An engine computes the raw per-pair quantities only; turning them into scores, orders and
 //! samples is the same for every engine and lives in [`crate::scores`] and [`crate::sampler`].
 
+mod f16;
 mod folded;
 mod reference;
 mod simd;
@@ -10,7 +11,7 @@ mod simd;
 pub use simd::CpuKernel;
 
 use crate::batch::Batch;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::Adapter;
 
 /// The raw result of the forward pass for one (query, candidate) pair.
@@ -42,6 +43,27 @@ impl EngineKind {
     }
 }
 
+/// The arithmetic a session's engine computes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// f32 weights, candidates and sums (SPEC §6's f32 contract).
+    #[default]
+    F32,
+    /// The folded engine with weights and candidates rounded to IEEE half and products summed
+    /// in half precision 32 at a time, then in f32 (SPEC §6's reduced-precision contract). Needs
+    /// AVX512-FP16, where it runs layer 1 at twice the f32 rate.
+    F16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
 /// What the caller asks for when creating a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EnginePreference {
@@ -58,6 +80,9 @@ pub(crate) trait Engine: Send {
     fn cpu_kernel(&self) -> Option<CpuKernel> {
         None
     }
+    fn precision(&self) -> Precision {
+        Precision::F32
+    }
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
     /// `adapter`, and `out.len()` is its total candidate count. The engine may use up to `width`
     /// threads inside the call (1: only the calling thread).
@@ -66,11 +91,12 @@ pub(crate) trait Engine: Send {
 
 /// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
 /// thread, sharing whatever they precompute from the adapter. `kernel` forces the folded engine's
-/// instruction set (`None`: the best this CPU has).
+/// instruction set (`None`: the best this CPU has at `precision`).
 pub(crate) fn select(
     adapter: &Adapter,
     preference: EnginePreference,
     kernel: Option<CpuKernel>,
+    precision: Precision,
     threads: usize,
 ) -> Result<(Vec<Box<dyn Engine>>, String)> {
     let (kind, why_engine) = match preference {
@@ -88,23 +114,34 @@ pub(crate) fn select(
                     kernel.name()
                 )));
             }
+            if precision != Precision::F32 {
+                return Err(Error::invalid_argument(format!(
+                    "{} precision was asked for, but the reference engine computes in f32 only",
+                    precision.name()
+                )));
+            }
             let engines = (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>);
             Ok((engines.collect(), why_engine.to_string()))
         }
         EngineKind::Folded => {
-            let (kernel, why_kernel) = match kernel {
-                Some(kernel) => (kernel, "forced by the caller"),
-                None => (CpuKernel::best(), "the best this CPU has (detected at run time)"),
+            let (kernel, why_kernel) = match (kernel, precision) {
+                (Some(kernel), _) => (kernel, "forced by the caller"),
+                (None, Precision::F32) => (CpuKernel::best(), "the best this CPU has (detected at run time)"),
+                (None, Precision::F16) => (CpuKernel::Avx512, "the one with f16 arithmetic (AVX512-FP16)"),
             };
-            let weights = folded::FoldedWeights::new(adapter, kernel).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!("cpu kernel {}: this CPU does not have its instruction set", kernel.name()),
-                )
-            })?;
-            let engines = (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone())) as Box<dyn Engine>);
-            let reason = format!("{why_engine}; {} kernels, {why_kernel}", kernel.name());
-            Ok((engines.collect(), reason))
+            let engines: Vec<Box<dyn Engine>> = match precision {
+                Precision::F32 => {
+                    let weights = folded::FoldedWeights::<f32>::new(adapter, kernel, precision)?;
+                    (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone(), precision)) as _).collect()
+                }
+                Precision::F16 => {
+                    let weights = folded::FoldedWeights::<half::f16>::new(adapter, kernel, precision)?;
+                    (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone(), precision)) as _).collect()
+                }
+            };
+            let reason =
+                format!("{why_engine}; {} kernels at {} precision, {why_kernel}", kernel.name(), precision.name());
+            Ok((engines, reason))
         }
     }
 }

@@ -105,11 +105,68 @@ const CHAINS: usize = 12;
 
 /// A tile function: `(a, b, n, out, accumulate, epilogue)` with `a` of `n·MR`, `b` of `n·NR` and
 /// `out` of `MR·NR` values, all checked by [`Tile::run`].
-type TileFn = unsafe fn(*const f32, *const f32, usize, *mut f32, bool, Option<&mut Epilogue<'_>>);
+type TileFn<E> = unsafe fn(*const E, *const E, usize, *mut f32, bool, Option<&mut Epilogue<'_>>);
+
+/// The element type of packed weights and candidates: `f32`, or IEEE half ([`half::f16`]) for
+/// sessions at f16 precision. Everything else (bias, heads, sums, outputs) stays f32.
+pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
+    /// The tile of `kernel` for this element type, or `None` where this CPU cannot run it.
+    fn tile(kernel: CpuKernel) -> Option<Tile<Self>>;
+    /// `x` in this type; `None` when it is out of range (f16: |x| > 65504).
+    fn from_f32(x: f32) -> Option<Self>;
+    fn to_f32(self) -> f32;
+    /// One row of a query's fold: `m = diff + x·prod` and `v += x·sum` (all the same length).
+    /// `false` when an `m` value is out of range.
+    fn fold_row(m: &mut [Self], v: &mut [f32], diff: &[Self], prod: &[Self], sum: &[Self], x: f32) -> bool;
+    /// `u += x·f`.
+    fn axpy(u: &mut [f32], x: f32, f: &[Self]);
+    /// `dst[p·stride] = c[p]` for every `p`; `false` when a value is out of range.
+    fn scatter(dst: &mut [Self], stride: usize, c: &[f32]) -> bool;
+}
+
+impl Element for f32 {
+    fn tile(kernel: CpuKernel) -> Option<Tile<f32>> {
+        Tile::new(kernel)
+    }
+
+    fn from_f32(x: f32) -> Option<f32> {
+        Some(x)
+    }
+
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[inline]
+    fn fold_row(m: &mut [f32], v: &mut [f32], diff: &[f32], prod: &[f32], sum: &[f32], x: f32) -> bool {
+        for ((((m, v), &diff), &prod), &sum) in m.iter_mut().zip(v).zip(diff).zip(prod).zip(sum) {
+            *m = diff + x * prod;
+            *v += x * sum;
+        }
+        true
+    }
+
+    #[inline]
+    fn axpy(u: &mut [f32], x: f32, f: &[f32]) {
+        for (u, &f) in u.iter_mut().zip(f) {
+            *u += x * f;
+        }
+    }
+
+    #[inline]
+    fn scatter(dst: &mut [f32], stride: usize, c: &[f32]) -> bool {
+        for (p, &x) in c.iter().enumerate() {
+            dst[p * stride] = x;
+        }
+        true
+    }
+}
 
 /// What layer 1 does with a tile before it leaves L1: for each of the first `rows` rows `x`,
 /// `x += bias`, `x = activation(x)`, then for each head `h` (`NR` values each, in `heads`)
 /// `sums[row·stride + h·LANES + j mod LANES] += x[j]·head[j]`.
+/// Sets `non_finite` when a pre-activation value is not finite (an overflow, which an
+/// activation such as ReLU would otherwise hide).
 pub(crate) struct Epilogue<'a> {
     pub bias: &'a [f32],
     pub activation: Activation,
@@ -117,18 +174,21 @@ pub(crate) struct Epilogue<'a> {
     pub sums: &'a mut [f32],
     pub stride: usize,
     pub rows: usize,
+    pub non_finite: bool,
 }
 
 /// The epilogue for an `MR × NR` tile; inlined into each kernel so it is compiled with that
 /// kernel's instruction set.
 #[inline(always)]
-fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<'_>) {
+pub(crate) fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<'_>) {
     let bias: &[f32; NR] = e.bias[..NR].try_into().expect("checked by Tile::run");
     for r in 0..e.rows.min(MR) {
         let x: &mut [f32; NR] = (&mut out[r * NR..][..NR]).try_into().expect("checked by Tile::run");
         for j in 0..NR {
             x[j] += bias[j];
         }
+        // `x·0` is 0 for finite values and NaN otherwise; one vector sum checks the row.
+        e.non_finite |= !x.iter().map(|&v| v * 0.0).sum::<f32>().is_finite();
         match e.activation {
             Activation::Relu => x.iter_mut().for_each(|x| *x = x.max(0.0)),
             other => x.iter_mut().for_each(|x| *x = activate(other, *x)),
@@ -145,16 +205,23 @@ fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<
 }
 
 /// One kernel's tile and its shape.
-#[derive(Clone, Copy)]
-pub(crate) struct Tile {
+pub(crate) struct Tile<E> {
     pub mr: usize,
     pub nr: usize,
-    run: TileFn,
+    pub(crate) run: TileFn<E>,
 }
 
-impl Tile {
-    /// The tile of `kernel`, or `None` where this CPU cannot run it.
-    pub(crate) fn new(kernel: CpuKernel) -> Option<Tile> {
+impl<E> Clone for Tile<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Tile<E> {}
+
+impl Tile<f32> {
+    /// The f32 tile of `kernel`, or `None` where this CPU cannot run it.
+    pub(crate) fn new(kernel: CpuKernel) -> Option<Tile<f32>> {
         if !kernel.is_available() {
             return None;
         }
@@ -168,14 +235,16 @@ impl Tile {
             _ => return None,
         })
     }
+}
 
+impl<E: Element> Tile<E> {
     /// `out[r·NR + j] = Σ_{p<n} a[p·MR + r] · b[p·NR + j]` (added to `out`'s values when
     /// `accumulate`, so a long reduction can run in chunks), then the epilogue if there is one.
     #[inline]
     pub(crate) fn run(
         &self,
-        a: &[f32],
-        b: &[f32],
+        a: &[E],
+        b: &[E],
         n: usize,
         out: &mut [f32],
         accumulate: bool,
@@ -414,7 +483,15 @@ mod tests {
                     let stride = heads * LANES + 3;
                     let mut sums = vec![0.5f32; rows * stride];
                     let mut out = vec![f32::NAN; mr * nr];
-                    let mut e = Epilogue { bias: &bias, activation, heads: &head, sums: &mut sums, stride, rows };
+                    let mut e = Epilogue {
+                        bias: &bias,
+                        activation,
+                        heads: &head,
+                        sums: &mut sums,
+                        stride,
+                        rows,
+                        non_finite: false,
+                    };
                     tile.run(&a, &b, n, &mut out, false, Some(&mut e));
                     for r in 0..rows {
                         let x: Vec<f64> = (0..nr)

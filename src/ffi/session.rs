@@ -7,7 +7,7 @@ use super::boundary::{
 use super::corpus::rrra_corpus;
 use super::model::{base_transform_from_code, rrra_model};
 use crate::batch::{Batch, Candidates};
-use crate::engine::{CpuKernel, EngineKind, EnginePreference};
+use crate::engine::{CpuKernel, EngineKind, EnginePreference, Precision};
 use crate::error::{Error, Result};
 use crate::scores::ScoreOptions;
 use crate::session::{RerankOutputs, ResampleOutputs, ResampleRequest, Session, SessionOptions};
@@ -45,8 +45,20 @@ pub enum rrra_cpu_kernel {
     Avx512 = 3,
 }
 
+/// The arithmetic of a session, for `rrra_session_options.precision` and `rrra_session_precision`.
+#[repr(u32)]
+pub enum rrra_precision {
+    /// f32 weights, candidates and sums: SPEC §6's f32 tolerance. The default.
+    F32 = 0,
+    /// The folded engine with weights and candidates rounded to IEEE half and products summed in
+    /// half precision 32 at a time, then in f32: SPEC §6's reduced-precision tolerance, twice the
+    /// f32 arithmetic rate. Needs a CPU with AVX512-FP16 (UNSUPPORTED otherwise). Inputs stay f32;
+    /// a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a NUMERIC error.
+    F16 = 1,
+}
+
 /// Session settings. Set `struct_size = sizeof(rrra_session_options)`; the 16-byte struct of
-/// version 0.1 (without `cpu_kernel`) is still accepted.
+/// version 0.1 (engine and threads only) is still accepted.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct rrra_session_options {
@@ -59,9 +71,11 @@ pub struct rrra_session_options {
     /// An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
     /// benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.
     pub cpu_kernel: u32,
+    /// An `rrra_precision` value; `RRRA_PRECISION_F32` (0) is the default.
+    pub precision: u32,
 }
 
-/// `sizeof(rrra_session_options)` in version 0.1, before `cpu_kernel`.
+/// `sizeof(rrra_session_options)` in version 0.1, before `cpu_kernel` and `precision`.
 const SESSION_OPTIONS_V0_1_SIZE: usize = 16;
 
 fn cpu_kernel_code(kernel: Option<CpuKernel>) -> u32 {
@@ -199,8 +213,9 @@ pub struct rrra_resample_outputs {
 /// Creates a session over `model`. `options` may be NULL for the defaults.
 ///
 /// Ownership: the session holds its own reference to the model; release it with
-/// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine or
-/// kernel), UNSUPPORTED (a forced engine or CPU kernel is not available; the message says why).
+/// `rrra_session_free`. Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, unknown engine,
+/// kernel or precision; f16 precision on the reference engine), UNSUPPORTED (a forced engine,
+/// CPU kernel or precision is not available here; the message says why).
 /// Thread-safety: any thread; the model may be shared by many sessions.
 ///
 /// # Safety
@@ -232,6 +247,15 @@ pub unsafe extern "C" fn rrra_session_new(
                 }
             };
             settings.threads = (o.threads as usize).max(1);
+            settings.precision = match o.precision {
+                0 => Precision::F32,
+                1 => Precision::F16,
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "options->precision: unknown value {other} (expected an rrra_precision)"
+                    )))
+                }
+            };
             settings.cpu_kernel = match o.cpu_kernel {
                 0 => None,
                 code => {
@@ -313,6 +337,27 @@ pub unsafe extern "C" fn rrra_session_cpu_kernel(session: *const rrra_session, k
         // SAFETY: the caller's contract.
         let out = unsafe { kernel_out.as_mut() }.ok_or_else(|| null_pointer("kernel_out"))?;
         *out = cpu_kernel_code(s.session.cpu_kernel());
+        Ok(())
+    })
+}
+
+/// The session's arithmetic (`*precision_out`, an `rrra_precision` value).
+/// Errors: NULL_POINTER (session, precision_out).
+/// Thread-safety: any thread, concurrently with other read-only calls on the session.
+///
+/// # Safety
+/// `session` must be NULL or live; `precision_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rrra_session_precision(session: *const rrra_session, precision_out: *mut u32) -> rrra_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { session.as_ref() }.ok_or_else(|| null_pointer("session"))?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { precision_out.as_mut() }.ok_or_else(|| null_pointer("precision_out"))?;
+        *out = match s.session.precision() {
+            Precision::F32 => rrra_precision::F32,
+            Precision::F16 => rrra_precision::F16,
+        } as u32;
         Ok(())
     })
 }

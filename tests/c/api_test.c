@@ -2028,6 +2028,52 @@ static void test_engines(const rrra_model *model, const rrra_corpus *corpus) {
     CHECK(folded_kernels >= 1); /* the portable kernel runs everywhere */
 }
 
+/* f16 precision where the CPU has it: the same outputs as f32 within SPEC §6's reduced-precision
+ * tolerance; UNSUPPORTED (with a message) elsewhere; refused on the reference engine. */
+static void test_f16_precision(const rrra_model *model) {
+    rrra_session_options opt;
+    rrra_session *f16 = NULL, *f32 = NULL, *s = SENTINEL_PTR(rrra_session);
+    rrra_batch batch;
+    rr_result a, b;
+    uint32_t precision = 12345;
+    size_t i;
+    int32_t st;
+
+    memset(&opt, 0, sizeof opt);
+    opt.struct_size = sizeof opt;
+    opt.precision = 7;
+    EXPECT_ERR(rrra_session_new(model, &opt, &s), RRRA_STATUS_INVALID_ARGUMENT, "precision");
+    opt.precision = RRRA_PRECISION_F16;
+    opt.engine = RRRA_ENGINE_REFERENCE;
+    EXPECT_ERR(rrra_session_new(model, &opt, &s), RRRA_STATUS_INVALID_ARGUMENT, "f16");
+    CHECK(s == SENTINEL_PTR(rrra_session));
+    opt.engine = RRRA_ENGINE_AUTO;
+    st = rrra_session_new(model, &opt, &f16);
+    if (st == RRRA_STATUS_UNSUPPORTED) {
+        CHECK(strstr(rrra_last_error(), "f16") != NULL);
+        printf("f16 precision: unsupported here (%s)\n", rrra_last_error());
+        return;
+    }
+    EXPECT_OK(st);
+    EXPECT_OK(rrra_session_precision(f16, &precision));
+    CHECK(precision == RRRA_PRECISION_F16);
+    EXPECT_ERR(rrra_session_precision(f16, NULL), RRRA_STATUS_NULL_POINTER, "precision_out");
+    EXPECT_OK(rrra_session_new(model, NULL, &f32));
+    EXPECT_OK(rrra_session_precision(f32, &precision));
+    CHECK(precision == RRRA_PRECISION_F32);
+    dense_batch(&batch);
+    rerank(f16, &batch, NULL, &a, __FILE__, __LINE__);
+    rerank(f32, &batch, NULL, &b, __FILE__, __LINE__);
+    for (i = 0; i < TOTAL; i++) {
+        double tol = 2e-2 * (fabs(b.log_s_rr[i]) > 1.0 ? fabs(b.log_s_rr[i]) : 1.0);
+        CHECKF(fabs(a.log_s_rr[i] - b.log_s_rr[i]) <= tol, "f16 log_s_rr[%zu] %g vs f32 %g", i, a.log_s_rr[i],
+               b.log_s_rr[i]);
+        CHECKF(fabs(a.s_fn[i] - b.s_fn[i]) <= 2e-3, "f16 s_fn[%zu] %g vs f32 %g", i, a.s_fn[i], b.s_fn[i]);
+    }
+    rrra_session_free(f16);
+    rrra_session_free(f32);
+}
+
 /* Version 0.1's rrra_session_options, before cpu_kernel: binaries built against it still work. */
 static void test_session_options_v0_1(const rrra_model *model) {
     struct {
@@ -2267,6 +2313,7 @@ int main(int argc, char **argv) {
     test_sample_negatives_errors();
     test_engines(model, corpus);
     test_session_options_v0_1(model);
+    test_f16_precision(model);
     test_threads(model);
 
     /* A session outlives its model. */

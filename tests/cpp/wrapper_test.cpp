@@ -383,6 +383,14 @@ void test_sessions(const rrra::Model &model, const Fixture &f) {
     CHECK(rrra::Session(model, reference).cpu_kernel() == rrra::CpuKernel::automatic);
     folded.cpu_kernel = rrra::CpuKernel::portable;
     CHECK(rrra::Session(model, folded).cpu_kernel() == rrra::CpuKernel::portable);
+    CHECK(rrra::Session(model, folded).precision() == rrra::Precision::f32);
+    rrra::SessionOptions half;
+    half.precision = rrra::Precision::f16;
+    try {
+        CHECK(rrra::Session(model, half).precision() == rrra::Precision::f16);
+    } catch (const rrra::Error &e) {
+        CHECK(e.status() == RRRA_STATUS_UNSUPPORTED);  // no AVX512-FP16 on this CPU
+    }
     rrra::SessionOptions threaded;
     threaded.threads = 4;
     rrra::Session four(model, threaded);

@@ -316,9 +316,11 @@ class Adapter:
         ).split()
         return {name: getattr(self, name) for name in names}
 
-    def session(self, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto") -> "Session":
+    def session(
+        self, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto", precision: str = "f32"
+    ) -> "Session":
         """A new :class:`Session` over this adapter (see :class:`Session`)."""
-        return Session(self, engine=engine, threads=threads, cpu_kernel=cpu_kernel)
+        return Session(self, engine=engine, threads=threads, cpu_kernel=cpu_kernel, precision=precision)
 
     def close(self) -> None:
         """Releases the model (rrra_model_free). Idempotent; sessions already made keep working."""
@@ -577,7 +579,9 @@ class Session:
     library computes on its f32 path). Outputs are fresh numpy arrays.
     """
 
-    def __init__(self, adapter: Adapter, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto") -> None:
+    def __init__(
+        self, adapter: Adapter, engine: str = "auto", threads: int = 1, cpu_kernel: str = "auto", precision: str = "f32"
+    ) -> None:
         """Creates a session (rrra_session_new).
 
         Args:
@@ -588,6 +592,9 @@ class Session:
                 Results do not depend on it.
             cpu_kernel: the folded engine's instruction set: ``"auto"`` (the best this CPU
                 has), ``"portable"``, ``"avx2"`` or ``"avx512"``; for tests and benchmarks.
+            precision: ``"f32"``, or ``"f16"``: weights and candidates rounded to half, twice
+                the arithmetic rate, SPEC §6's reduced-precision tolerance (needs AVX512-FP16;
+                inputs stay float32, and a value beyond ±65504 is an error).
 
         Raises:
             UnsupportedError: a forced engine or CPU kernel is not available here (the message
@@ -598,6 +605,7 @@ class Session:
         options = _lib.new_struct(_lib.rrra_session_options)
         options.engine = _choice("engine", engine, _lib.ENGINES)
         options.cpu_kernel = _choice("cpu_kernel", cpu_kernel, _lib.CPU_KERNELS)
+        options.precision = _choice("precision", precision, _lib.PRECISIONS)
         threads = operator.index(threads)
         # The library creates one engine per thread up front; an absurd count exhausts memory
         # (and a failed allocation aborts the process), so the binding bounds it.
@@ -622,6 +630,8 @@ class Session:
         self._engine_reason = (reason.value or b"").decode("utf-8", "replace")
         check(_lib.lib.rrra_session_cpu_kernel(handle, byref(code)))
         self._cpu_kernel = _lib.CPU_KERNELS[code.value]
+        check(_lib.lib.rrra_session_precision(handle, byref(code)))
+        self._precision = _lib.PRECISIONS[code.value]
 
     @property
     def adapter(self) -> Adapter:
@@ -638,6 +648,11 @@ class Session:
         """The folded engine's instruction set (``"portable"``, ``"avx2"`` or ``"avx512"``);
         ``"auto"`` for an engine without CPU kernels."""
         return self._cpu_kernel
+
+    @property
+    def precision(self) -> str:
+        """The session's arithmetic: ``"f32"`` or ``"f16"``."""
+        return self._precision
 
     @property
     def threads(self) -> int:

@@ -64,6 +64,8 @@ ENGINES = ("auto", "reference", "folded")
 #: CPU kernel names accepted by Session (rrra_cpu_kernel order); "auto" is also what a session
 #: without CPU kernels reports.
 CPU_KERNELS = ("auto", "portable", "avx2", "avx512")
+#: Precision names accepted by Session (rrra_precision order).
+PRECISIONS = ("f32", "f16")
 
 
 # ---- opaque handles ------------------------------------------------------------------------
@@ -105,6 +107,7 @@ class rrra_session_options(Structure):
         ("engine", c_uint32),
         ("threads", c_uint32),
         ("cpu_kernel", c_uint32),
+        ("precision", c_uint32),
     ]
 
 
@@ -227,6 +230,7 @@ FUNCTIONS = [
     ("rrra_session_free", None, [POINTER(rrra_session)]),
     ("rrra_session_engine", rrra_status, [POINTER(rrra_session), POINTER(c_uint32), POINTER(c_char_p)]),
     ("rrra_session_cpu_kernel", rrra_status, [POINTER(rrra_session), POINTER(c_uint32)]),
+    ("rrra_session_precision", rrra_status, [POINTER(rrra_session), POINTER(c_uint32)]),
     (
         "rrra_session_rerank",
         rrra_status,

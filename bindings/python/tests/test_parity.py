@@ -131,10 +131,33 @@ def test_every_cpu_kernel_matches_reference(make):
     assert "portable" in ran
     with rrra.Session(made.adapter, engine="reference") as session:
         assert session.cpu_kernel == "auto"
+        assert session.precision == "f32"
     with pytest.raises(ValueError, match="cpu_kernel"):
         rrra.Session(made.adapter, cpu_kernel="sse2")
     with pytest.raises(rrra.InvalidArgumentError, match="reference engine has no CPU kernels"):
         rrra.Session(made.adapter, engine="reference", cpu_kernel="portable")
+
+
+def test_f16_precision_within_the_reduced_precision_tolerance(make):
+    rng = np.random.default_rng(zlib.crc32(b"f16"))
+    made = make(d=37, h=70, seed=6, **SETTINGS)
+    try:
+        session = rrra.Session(made.adapter, precision="f16")
+    except rrra.UnsupportedError as e:
+        pytest.skip(f"f16 precision is not available on this CPU: {e}")
+    with session:
+        assert session.precision == "f16"
+        q = rng.normal(size=37).astype(np.float32)
+        c = (rng.normal(size=(50, 37)) + 0.5 * q).astype(np.float32)
+        r = session.rerank(q, c)
+        ref = made.ref(q, c, None)
+        np.testing.assert_allclose(r.log_s_rr, ref["log_s_rr"], rtol=2e-2, atol=2e-2)
+        np.testing.assert_allclose(r.s_fn, ref["s_fn"], atol=2e-3)
+        c[3, 4] = 1e5  # beyond half precision's range
+        with pytest.raises(rrra.InvalidArgumentError, match="f16"):
+            session.rerank(q, c)
+    with pytest.raises(ValueError, match="precision"):
+        rrra.Session(made.adapter, precision="bf16")
 
 
 def test_larger_dims_both_engines_agree(make):

@@ -1,15 +1,21 @@
 """rrra.torch: the reference module agrees with the library, and export() writes loadable files.
 
-Skipped (with the reason printed) when torch is not installed; CI installs numpy and pytest only.
+Skipped (with the reason printed) when torch is not installed, for a hand-run pytest. With
+RRRA_REQUIRE_TORCH=1, which bindings/python/test.sh (and so CI) sets after installing a pinned torch,
+a missing torch fails instead.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
 if importlib.util.find_spec("torch") is None:
+    if os.environ.get("RRRA_REQUIRE_TORCH") == "1":
+        pytest.fail("RRRA_REQUIRE_TORCH=1 but torch is not installed: rrra.torch must be tested here",
+                    pytrace=False)
     pytest.skip("torch is not installed: rrra.torch is not tested here", allow_module_level=True)
 
 import torch  # noqa: E402

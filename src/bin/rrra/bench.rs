@@ -5,14 +5,15 @@
 use super::{failed, json_string, parse_engine, print, usage, Failure, Parsed};
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, RerankOutputs, ScoreOptions, Session, SessionOptions,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, Precision, RerankOutputs, ScoreOptions, Session,
+    SessionOptions,
 };
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BENCH_USAGE: &str = "\
-Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32]
+Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32|f16]
                   [--engine auto|reference|folded] [--kernel auto|portable|avx2|avx512]
                   [--seed S] [--json]
 
@@ -30,7 +31,9 @@ Options:
   --queries N     timed calls, each on its own query and candidates (default 20)
   --batch B       queries per call (default 1); times are per query
   --threads T     threads per call, splitting a call's queries (default 1)
-  --dtype f32     embedding dtype; only f32 exists today (default f32)
+  --dtype T       the arithmetic: f32, or f16 (weights and candidates rounded to half, on a
+                  CPU with AVX512-FP16; the inputs stay f32) (default f32). bf16 is refused:
+                  AVX512-BF16's dot product runs at half the f32 FMA rate on such CPUs
   --engine E      auto, reference or folded (default auto)
   --kernel K      the folded engine's instruction set: auto (the best this CPU has),
                   portable, avx2 or avx512 (default auto)
@@ -101,15 +104,18 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     };
     // Options for work that does not exist yet are refused rather than silently ignored, so a
     // benchmark table can never claim a configuration it did not run.
-    match args.value("--dtype").map(|v| v.to_string_lossy()) {
-        None => {}
-        Some(v) if v == "f32" => {}
-        Some(v) => {
-            return Err(usage(format!(
-                "--dtype: only f32 is supported until the reduced-precision engines land (got '{v}')"
-            )))
+    let precision = match args.value("--dtype").map(|v| v.to_string_lossy()) {
+        None => Precision::F32,
+        Some(v) if v == "f32" => Precision::F32,
+        Some(v) if v == "f16" => Precision::F16,
+        Some(v) if v == "bf16" => {
+            return Err(usage(
+                "--dtype bf16: there is no bf16 engine (AVX512-BF16's dot product measured at half the f32 \
+                 FMA rate); f16 runs at twice it",
+            ))
         }
-    }
+        Some(v) => return Err(usage(format!("--dtype: expected f32 or f16, got '{v}'"))),
+    };
     let engine = parse_engine(&args)?;
     let cpu_kernel = match args.value("--kernel").map(|v| v.to_string_lossy()) {
         None => None,
@@ -134,7 +140,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let mut rng = SplitMix64::new(seed ^ 0xDA7A);
     let queries = unit_rows(&mut rng, n, d);
     let candidates = unit_rows(&mut rng, candidate_values / d, d);
-    let mut session = Session::new(adapter, SessionOptions { engine, threads, cpu_kernel })?;
+    let mut session = Session::new(adapter, SessionOptions { engine, threads, cpu_kernel, precision })?;
     let (mut log_s_rr, mut order) = (vec![0.0f32; per_call * k], vec![0u32; per_call * k]);
     let counts = vec![k; per_call];
     let options = ScoreOptions::default();
@@ -174,6 +180,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let (median, p10, p90) = (quantile(&ms, 0.5), quantile(&ms, 0.1), quantile(&ms, 0.9));
     let (min, max) = (ms[0], ms[calls - 1]);
     let engine_name = session.engine().name();
+    let dtype = session.precision().name();
     // The folded engine's instruction set; the reference engine has none.
     let kernel_name = session.cpu_kernel().map_or("none", CpuKernel::name);
     // The arithmetic floor of the folded math (2·k·d·h flops per query) at the kernel's peak,
@@ -184,7 +191,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
 
     let text = if args.switches.contains(&"--json") {
         format!(
-            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"f32\", \
+            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"{dtype}\", \
              \"engine\": {}, \"kernel\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
              \"max_ms\": {max:.6}, \"peak_gflops_per_thread\": {}, \"floor_ms\": {}, \"version\": {}}}\n",
@@ -197,7 +204,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         )
     } else {
         format!(
-            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), f32, engine {engine_name}, kernel {kernel_name} ({})\n\
+            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), {dtype}, engine {engine_name}, kernel {kernel_name} ({})\n\
              median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n{}",
             session.engine_reason(),
             match (peak, floor_ms) {

@@ -17,7 +17,7 @@ int main(void) {
     F(rrra_model_info, gamma_rs); F(rrra_model_info, encoder);
 
     S(rrra_session_options);
-    F(rrra_session_options, struct_size); F(rrra_session_options, engine); F(rrra_session_options, threads); F(rrra_session_options, cpu_kernel);
+    F(rrra_session_options, struct_size); F(rrra_session_options, engine); F(rrra_session_options, threads); F(rrra_session_options, cpu_kernel); F(rrra_session_options, precision);
 
     S(rrra_batch);
     F(rrra_batch, struct_size); F(rrra_batch, dim); F(rrra_batch, n_queries); F(rrra_batch, queries);

@@ -65,7 +65,7 @@ final class Native {
             U32.withName("engine"),
             U32.withName("threads"),
             U32.withName("cpu_kernel"),
-            MemoryLayout.paddingLayout(4)).withName("rrra_session_options");
+            U32.withName("precision")).withName("rrra_session_options");
 
     static final StructLayout BATCH = MemoryLayout.structLayout(
             SIZE_T.withName("struct_size"),
@@ -157,6 +157,7 @@ final class Native {
     static final MethodHandle SESSION_FREE;
     static final MethodHandle SESSION_ENGINE;
     static final MethodHandle SESSION_CPU_KERNEL;
+    static final MethodHandle SESSION_PRECISION;
     static final MethodHandle SESSION_RERANK;
     static final MethodHandle SESSION_RESAMPLE;
 
@@ -193,6 +194,7 @@ final class Native {
         SESSION_FREE = handle("rrra_session_free", FunctionDescriptor.ofVoid(ADDRESS));
         SESSION_ENGINE = handle("rrra_session_engine", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         SESSION_CPU_KERNEL = handle("rrra_session_cpu_kernel", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        SESSION_PRECISION = handle("rrra_session_precision", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         SESSION_RERANK = handle("rrra_session_rerank",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
         SESSION_RESAMPLE = handle("rrra_session_resample",

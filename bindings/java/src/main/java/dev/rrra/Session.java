@@ -35,6 +35,7 @@ public final class Session implements AutoCloseable {
     private final Engine engine;
     private final String engineReason;
     private final CpuKernel cpuKernel;
+    private final Precision precision;
     private Arena scratchArena;
     private MemorySegment scratch;
     private long calls;
@@ -53,6 +54,9 @@ public final class Session implements AutoCloseable {
             status = (int) Native.SESSION_CPU_KERNEL.invokeExact(handle, engineOut);
             Native.check(status);
             this.cpuKernel = CpuKernel.of(engineOut.get(JAVA_INT, 0));
+            status = (int) Native.SESSION_PRECISION.invokeExact(handle, engineOut);
+            Native.check(status);
+            this.precision = Precision.of(engineOut.get(JAVA_INT, 0));
         } catch (Throwable t) {
             free(handle);
             throw Native.rethrow(t);
@@ -72,6 +76,7 @@ public final class Session implements AutoCloseable {
             o.set(JAVA_INT, off(SESSION_OPTIONS, "engine"), options.engine().code());
             o.set(JAVA_INT, off(SESSION_OPTIONS, "threads"), options.threads());
             o.set(JAVA_INT, off(SESSION_OPTIONS, "cpu_kernel"), options.cpuKernel().code());
+            o.set(JAVA_INT, off(SESSION_OPTIONS, "precision"), options.precision().code());
             MemorySegment out = arena.allocate(ADDRESS);
             int status = (int) Native.SESSION_NEW.invokeExact(model.handle(), o, out);
             Native.check(status);
@@ -89,6 +94,11 @@ public final class Session implements AutoCloseable {
     /** The folded engine's instruction set ({@code rrra_session_cpu_kernel}); AUTO for an engine without CPU kernels. */
     public CpuKernel cpuKernel() {
         return cpuKernel;
+    }
+
+    /** The session's arithmetic ({@code rrra_session_precision}). */
+    public Precision precision() {
+        return precision;
     }
 
     /** Why that engine was chosen over the others. */

@@ -2,15 +2,19 @@ package dev.rrra;
 
 /**
  * {@code rrra_session_options}: the engine ({@link Engine#AUTO} picks the best available), the
- * threads one call may use, splitting a batch's queries between them (0 means 1), and the folded
+ * threads one call may use, splitting a batch's queries between them (0 means 1), the folded
  * engine's instruction set ({@link CpuKernel#AUTO}: the best this CPU has; forcing one is for
- * tests and benchmarks).
+ * tests and benchmarks) and the arithmetic ({@link Precision#F32} unless asked otherwise).
  */
-public record SessionOptions(Engine engine, int threads, CpuKernel cpuKernel) {
-    public static final SessionOptions DEFAULTS = new SessionOptions(Engine.AUTO, 0, CpuKernel.AUTO);
+public record SessionOptions(Engine engine, int threads, CpuKernel cpuKernel, Precision precision) {
+    public static final SessionOptions DEFAULTS = new SessionOptions(Engine.AUTO, 0, CpuKernel.AUTO, Precision.F32);
 
     public SessionOptions(Engine engine, int threads) {
-        this(engine, threads, CpuKernel.AUTO);
+        this(engine, threads, CpuKernel.AUTO, Precision.F32);
+    }
+
+    public SessionOptions(Engine engine, int threads, CpuKernel cpuKernel) {
+        this(engine, threads, cpuKernel, Precision.F32);
     }
 
     public SessionOptions {
@@ -22,6 +26,9 @@ public record SessionOptions(Engine engine, int threads, CpuKernel cpuKernel) {
         }
         if (cpuKernel == null) {
             throw new IllegalArgumentException("cpuKernel is null");
+        }
+        if (precision == null) {
+            throw new IllegalArgumentException("precision is null");
         }
     }
 }

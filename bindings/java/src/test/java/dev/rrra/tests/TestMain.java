@@ -10,6 +10,7 @@ import dev.rrra.HeaderCheck;
 import dev.rrra.LayoutCheck;
 import dev.rrra.Model;
 import dev.rrra.ModelInfo;
+import dev.rrra.Precision;
 import dev.rrra.RerankResult;
 import dev.rrra.ResampleRequest;
 import dev.rrra.ResampleResult;
@@ -619,6 +620,24 @@ public final class TestMain {
         check(kernels >= 1, "no cpu kernel ran");
         try (Session s = Session.open(model, new SessionOptions(Engine.REFERENCE, 1))) {
             check(s.cpuKernel() == CpuKernel.AUTO, "the reference engine reports no cpu kernel");
+            check(s.precision() == Precision.F32, "sessions default to f32");
+        }
+        Session half = null;
+        try {
+            half = Session.open(model, new SessionOptions(Engine.AUTO, 1, CpuKernel.AUTO, Precision.F16));
+        } catch (RrraException ex) {
+            check(ex.status() == Status.UNSUPPORTED, "f16: " + ex.getMessage());
+            System.out.println("     (f16 precision unavailable: " + ex.nativeMessage() + ")");
+        }
+        if (half != null) {
+            try (Session s = half) {
+                check(s.precision() == Precision.F16, "asked for f16, got " + s.precision());
+                RerankResult r = s.rerank(batch);
+                for (int i = 0; i < total; i++) {
+                    close(r.logSRr()[i], auto.logSRr()[i], 2e-2 * Math.max(1, Math.abs(auto.logSRr()[i])),
+                            "f16 log_s_rr[" + i + "]");
+                }
+            }
         }
     }
 
