@@ -303,9 +303,10 @@ def check_agreement(
     k: int,
     graphs: dict[str, ort.InferenceSession],
     rng: np.random.Generator,
-) -> list[str]:
+) -> tuple[list[str], bool]:
     """Checks both ONNX graphs and both library engines against float64 on 3 queries, and the
-    library against the plain graph; returns lines giving the worst errors (exits on any
+    library against the plain graph, and f16 precision within SPEC §6's reduced-precision
+    contract; returns lines giving the worst errors and whether f16 ran (exits on any
     disagreement)."""
     n = 3
     Q = unit_rows(rng, n, d)
@@ -368,7 +369,37 @@ def check_agreement(
             f"rrra {engine}: log s_RR rel err {worst(lib, ref_scores):.1e} (vs ORT {worst(lib, ort_scores):.1e}), "
             f"s_FN err {fn_err:.1e}, order identical to ORT's in {exact}/{n} queries, consistent in {n}/{n}"
         )
-    return report
+
+    # f16 precision, where the CPU has it, against SPEC §6's reduced-precision contract.
+    out = workdir / "out_f16.npy"
+    cmd = [
+        str(RRRA), "rerank", "--model", str(model_path), "--queries", str(workdir / "q.npy"),
+        "--candidates", str(workdir / "c.npy"), "--k", str(k), "--engine", "folded", "--dtype", "f16",
+        "--out", str(out),
+    ]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        require("f16 precision runs on" in run.stderr, f"f16: rrra rerank failed: {run.stderr.strip()}")
+        report.append(f"rrra folded f16: not available here ({run.stderr.strip()})")
+        return report, False
+    lib = np.load(out).astype(np.float64)
+    err = float(np.max(np.abs(lib - ref_scores) / np.maximum(1.0, np.abs(ref_scores))))
+    require(err <= 2e-2, f"f16: log s_RR off by {err:.2e} (SPEC §6 reduced precision: 2e-2)")
+    orders, printed_fn = parse_ranking(run.stdout)
+    fn_err = 0.0
+    for i, order in enumerate(orders):
+        span = slice(i * k, (i + 1) * k)
+        ref, ref_order = ref_scores[span], np.argsort(-ref_scores[span], kind="stable")
+        for rank in range(min(10, k)):
+            r = ref_order[rank]
+            clear = (rank == 0 or ref[ref_order[rank - 1]] - ref[r] > 1e-2) and (
+                rank + 1 == k or ref[r] - ref[ref_order[rank + 1]] > 1e-2
+            )
+            require(not clear or order[rank] == r, f"f16: query {i}, rank {rank}: {order[rank]}, float64 has {r}")
+        fn_err = max(fn_err, float(np.max(np.abs(np.asarray(printed_fn[i]) - ref_fn[span][order]))))
+    require(fn_err <= 2e-3 + 5e-7, f"f16: s_FN off by {fn_err:.1e} (SPEC §6 reduced precision: 2e-3)")
+    report.append(f"rrra folded f16: log s_RR rel err {err:.1e}, s_FN err {fn_err:.1e}, top-10 order as float64's")
+    return report, True
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,10 +451,10 @@ def time_ort(session: ort.InferenceSession, d: int, k: int, queries: int, rng: n
     return percentiles(ms)
 
 
-def time_rrra(d: int, k: int, queries: int, engine: str, seed: int, threads: int = 1) -> dict:
+def time_rrra(d: int, k: int, queries: int, engine: str, seed: int, threads: int = 1, dtype: str = "f32") -> dict:
     cmd = [
         str(RRRA), "bench", "--d", str(d), "--h", str(d), "--k", str(k), "--queries", str(queries),
-        "--engine", engine, "--seed", str(seed), "--threads", str(threads), "--json",
+        "--engine", engine, "--seed", str(seed), "--threads", str(threads), "--dtype", dtype, "--json",
     ]  # fmt: skip
     result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     if result["engine"] != engine:
@@ -476,22 +507,31 @@ def main() -> None:
 
             print(f"d = h = {d}, k = {k}: checking agreement", file=sys.stderr)
             graphs = {"onnxruntime": plain, "onnxruntime §8 graph": folded_graph}
-            for line in check_agreement(workdir, model_path, w, d, k, graphs, rng):
+            lines, has_f16 = check_agreement(workdir, model_path, w, d, k, graphs, rng)
+            for line in lines:
                 print(f"  {line}", file=sys.stderr)
 
             print(f"d = h = {d}, k = {k}: timing", file=sys.stderr)
             # Rounds alternate the three contenders so that a burst of load from elsewhere on the
             # machine hits one round rather than one contender; each keeps its best round.
             row: dict[str, dict | None] = {
-                "onnx": None, "onnx_folded": None, "folded": None, "folded_t": None, "reference": None
+                "onnx": None, "onnx_folded": None, "folded": None, "folded_t": None, "f16": None, "f16_t": None,
+                "reference": None,
             }  # fmt: skip
             for _ in range(args.rounds):
-                for name, t in [
-                    ("onnx", time_ort(plain, d, k, args.queries, rng)),
-                    ("onnx_folded", time_ort(folded_graph, d, k, args.queries, rng)),
-                    ("folded", time_rrra(d, k, args.queries, "folded", args.seed)),
-                    ("folded_t", time_rrra(d, k, args.queries, "folded", args.seed, args.threads)),
-                ]:
+                contenders = [
+                    ("onnx", lambda: time_ort(plain, d, k, args.queries, rng)),
+                    ("onnx_folded", lambda: time_ort(folded_graph, d, k, args.queries, rng)),
+                    ("folded", lambda: time_rrra(d, k, args.queries, "folded", args.seed)),
+                    ("folded_t", lambda: time_rrra(d, k, args.queries, "folded", args.seed, args.threads)),
+                ]
+                if has_f16:
+                    contenders += [
+                        ("f16", lambda: time_rrra(d, k, args.queries, "folded", args.seed, 1, "f16")),
+                        ("f16_t", lambda: time_rrra(d, k, args.queries, "folded", args.seed, args.threads, "f16")),
+                    ]
+                for name, timed in contenders:
+                    t = timed()
                     best = row[name]
                     if best is None or t["median_ms"] < best["median_ms"]:
                         row[name] = t
@@ -525,26 +565,32 @@ def main() -> None:
         "ONNX Runtime (`rrra bench --threads`); its CPU kernel is the best this CPU has. "
         "Ratio = ONNX Runtime (plain graph) / folded engine: > 1 means the library is faster. "
         "Floor: 2·k·d·h flops per query at the kernel's f32 FMA peak measured by `rrra bench` in the "
-        "same run (per thread, times the threads)."
+        "same run (per thread, times the threads). f16: the folded engine at f16 precision (`--dtype f16`, "
+        "AVX512-FP16; checked against float64 within SPEC §6's reduced-precision contract first)."
     )
     print()
     print(
         f"| d = h | k | ONNX Runtime ms ({threads}) | folded ms (1 thread) | ratio | folded ms ({threads}) "
-        f"| ratio | folded ÷ floor ({threads}) | ONNX Runtime §8 graph ms ({threads}) | reference ms (1 thread) |"
+        f"| ratio | folded ÷ floor ({threads}) | f16 ms (1 thread) | ratio | f16 ms ({threads}) | ratio "
+        f"| ONNX Runtime §8 graph ms ({threads}) | reference ms (1 thread) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def cell(t: dict | None) -> str:
         return f"{t['median_ms']:.3f} ({t['p10_ms']:.3f}–{t['p90_ms']:.3f})" if t else "—"
+
+    def ratio(onnx: float, t: dict | None) -> str:
+        return f"{onnx / t['median_ms']:.2f}" if t else "—"
 
     for d, k, row in rows:
         onnx = row["onnx"]["median_ms"]
         folded, folded_t = row["folded"], row["folded_t"]
         floor = folded_t["floor_ms"]
         print(
-            f"| {d} | {k} | {cell(row['onnx'])} | {cell(folded)} | {onnx / folded['median_ms']:.2f} "
-            f"| {cell(folded_t)} | {onnx / folded_t['median_ms']:.2f} "
+            f"| {d} | {k} | {cell(row['onnx'])} | {cell(folded)} | {ratio(onnx, folded)} "
+            f"| {cell(folded_t)} | {ratio(onnx, folded_t)} "
             f"| {folded_t['median_ms'] / floor:.2f} (floor {floor:.3f}) "
+            f"| {cell(row['f16'])} | {ratio(onnx, row['f16'])} | {cell(row['f16_t'])} | {ratio(onnx, row['f16_t'])} "
             f"| {cell(row['onnx_folded'])} | {cell(row['reference'])} |"
         )
     kernel = rows[0][2]["folded"]["kernel"]

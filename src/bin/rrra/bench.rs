@@ -2,11 +2,10 @@
 //! per call, the way a serving loop calls it (preallocated output buffers, no allocation per
 //! call). `benches/onnx_baseline.py` runs it with `--json` next to ONNX Runtime.
 
-use super::{failed, json_string, parse_engine, print, usage, Failure, Parsed};
+use super::{failed, json_string, parse_engine, parse_precision, print, usage, Failure, Parsed};
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, Precision, RerankOutputs, ScoreOptions, Session,
-    SessionOptions,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, RerankOutputs, ScoreOptions, Session, SessionOptions,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -104,18 +103,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     };
     // Options for work that does not exist yet are refused rather than silently ignored, so a
     // benchmark table can never claim a configuration it did not run.
-    let precision = match args.value("--dtype").map(|v| v.to_string_lossy()) {
-        None => Precision::F32,
-        Some(v) if v == "f32" => Precision::F32,
-        Some(v) if v == "f16" => Precision::F16,
-        Some(v) if v == "bf16" => {
-            return Err(usage(
-                "--dtype bf16: there is no bf16 engine (AVX512-BF16's dot product measured at half the f32 \
-                 FMA rate); f16 runs at twice it",
-            ))
-        }
-        Some(v) => return Err(usage(format!("--dtype: expected f32 or f16, got '{v}'"))),
-    };
+    let precision = parse_precision(&args)?;
     let engine = parse_engine(&args)?;
     let cpu_kernel = match args.value("--kernel").map(|v| v.to_string_lossy()) {
         None => None,

@@ -17,8 +17,8 @@ mod report;
 mod svg;
 
 use rrra::{
-    Adapter, BaseTransform, Batch, Candidates, Corpus, EngineKind, EnginePreference, Reranked, ScoreOptions, Session,
-    SessionOptions,
+    Adapter, BaseTransform, Batch, Candidates, Corpus, EngineKind, EnginePreference, Precision, Reranked, ScoreOptions,
+    Session, SessionOptions,
 };
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -67,7 +67,7 @@ Usage: rrra rerank --model MODEL --queries Q.npy
                    (--candidates C.npy | --ids IDS.npy --corpus CORPUS.npy)
                    [--counts K.npy | --k K] [--base B.npy] [--lambda L]
                    [--base-transform identity|sigmoid|softmax] [--out OUT.npy] [--top N]
-                   [--engine auto|reference|folded]
+                   [--engine auto|reference|folded] [--dtype f32|f16]
 
 Scores every (query, candidate) pair with the adapter and prints, per query, the candidates'
 positions in reranked order (best first) with log s_RR, s_A and s_FN.
@@ -89,6 +89,8 @@ Options:
   --out OUT.npy         write log s_RR as <f4, shape (total,), in input order
   --top N               print only the best N candidates of each query
   --engine E            auto, reference or folded (default auto: the library's choice)
+  --dtype T             the arithmetic: f32 (default), or f16 (the folded engine with weights
+                        and candidates rounded to half; needs AVX512-FP16)
 ";
 
 /// Why the tool stopped: the message goes to stderr as `rrra: <message>`.
@@ -383,6 +385,7 @@ const RERANK_OPTIONS: &[&str] = &[
     "--out",
     "--top",
     "--engine",
+    "--dtype",
 ];
 
 /// A rerank command line, checked before any file is read.
@@ -396,6 +399,7 @@ struct RerankArgs {
     out: Option<PathBuf>,
     top: Option<usize>,
     engine: EnginePreference,
+    precision: Precision,
 }
 
 /// Where the candidate rows come from.
@@ -461,6 +465,7 @@ impl RerankArgs {
             out: args.path("--out"),
             top: args.number("--top", "a non-negative integer")?,
             engine: parse_engine(args)?,
+            precision: parse_precision(args)?,
         })
     }
 }
@@ -521,7 +526,10 @@ fn rerank(args: Parsed) -> Result<(), Failure> {
     };
     let batch =
         Batch { dim: d, queries: &queries.data, candidate_counts: &counts, candidates, base_scores: base.as_deref() };
-    let mut session = Session::new(Arc::new(adapter), SessionOptions { engine: args.engine, ..Default::default() })?;
+    let mut session = Session::new(
+        Arc::new(adapter),
+        SessionOptions { engine: args.engine, precision: args.precision, ..Default::default() },
+    )?;
     let result = session.rerank(&batch, &args.options).map_err(|e| failed(format!("rerank: {}", e.message())))?;
 
     if let Some(path) = &args.out {
@@ -603,6 +611,20 @@ fn read_matrix(path: &Path, d: usize) -> Result<npy::Array<f32>, Failure> {
         [_, cd] if cd == d => Ok(array),
         [_, cd] => Err(failed(format!("{}: rows have d = {cd}, the adapter expects d = {d}", path.display()))),
         _ => Err(failed(shape_error(path, "(rows, d)", &array.shape))),
+    }
+}
+
+/// `--dtype f32|f16`, the session's precision; default f32.
+fn parse_precision(args: &Parsed) -> Result<Precision, Failure> {
+    match args.value("--dtype").map(|v| v.to_string_lossy()) {
+        None => Ok(Precision::F32),
+        Some(v) if v == "f32" => Ok(Precision::F32),
+        Some(v) if v == "f16" => Ok(Precision::F16),
+        Some(v) if v == "bf16" => Err(usage(
+            "--dtype bf16: there is no bf16 engine (AVX512-BF16's dot product measured at half the f32 FMA rate); \
+             f16 runs at twice it",
+        )),
+        Some(v) => Err(usage(format!("--dtype: expected f32 or f16, got '{v}'"))),
     }
 }
 
