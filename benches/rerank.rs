@@ -7,11 +7,12 @@
 //! rescorings one rerank costs). The folded engine runs once per CPU kernel this machine has.
 //! GFLOP/s counts the literal SPEC §3 math, 2·k·(4d·h + 4h) flops per query, for every engine,
 //! so the folded engine's rate is "effective". "÷ floor": time over the folded math's
-//! arithmetic floor, 2·k·d·h flops at the kernel's f32 FMA peak, measured at the start.
+//! arithmetic floor, 2·k·d·h flops at the kernel's f32 FMA peak, measured at the start. Where
+//! the CPU has AVX512-FP16, the folded engine at f16 precision too (against the same f32 floor).
 
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, EngineKind, EnginePreference, RerankOutputs,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, EngineKind, EnginePreference, Precision, RerankOutputs,
     ScoreOptions, Session, SessionOptions,
 };
 use std::hint::black_box;
@@ -47,7 +48,7 @@ fn main() {
         println!("f32 FMA peak, {} kernel: {peak:.1} GFLOP/s (one thread)", kernel.name());
     }
     println!(
-        "{:>5} {:>5} {:>6} {:>17} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "{:>5} {:>5} {:>6} {:>21} {:>12} {:>10} {:>10} {:>9} {:>9}",
         "d", "h", "k", "engine", "ms/query", "÷ q·c", "÷ ref", "GFLOP/s", "÷ floor"
     );
     for &(d, h, k) in shapes {
@@ -70,15 +71,24 @@ fn main() {
         // The literal SPEC §3 flop count, so rates compare across engines.
         let flops = 2.0 * k as f64 * (3.0 * (d * h) as f64 + (d * h) as f64 + 4.0 * h as f64);
         let mut reference = None;
-        let engines = std::iter::once((EngineKind::Reference, None))
-            .chain(kernels.iter().map(|&(kernel, peak)| (EngineKind::Folded, Some((kernel, peak)))));
-        for (engine, kernel) in engines {
+        // The reference engine, the folded one on every kernel, and at f16 precision where the
+        // CPU has it (on the AVX-512 kernel; its floor stays the f32 one).
+        let engines = std::iter::once((EngineKind::Reference, None, Precision::F32))
+            .chain(kernels.iter().map(|&(kernel, peak)| (EngineKind::Folded, Some((kernel, peak)), Precision::F32)))
+            .chain(
+                kernels
+                    .iter()
+                    .filter(|(kernel, _)| *kernel == CpuKernel::Avx512)
+                    .map(|&(kernel, peak)| (EngineKind::Folded, Some((kernel, peak)), Precision::F16)),
+            );
+        for (engine, kernel, precision) in engines {
             let options = SessionOptions {
                 engine: EnginePreference::Force(engine),
                 cpu_kernel: kernel.map(|(kernel, _)| kernel),
+                precision,
                 ..Default::default()
             };
-            let mut session = Session::new(adapter.clone(), options).expect("session");
+            let Ok(mut session) = Session::new(adapter.clone(), options) else { continue };
             let time = median(reps, || {
                 let mut out =
                     RerankOutputs { log_s_rr: Some(&mut scores), order: Some(&mut order), ..Default::default() };
@@ -86,6 +96,7 @@ fn main() {
             });
             let reference_time = *reference.get_or_insert(time);
             let name = match kernel {
+                Some((kernel, _)) if precision == Precision::F16 => format!("{}/{} f16", engine.name(), kernel.name()),
                 Some((kernel, _)) => format!("{}/{}", engine.name(), kernel.name()),
                 None => engine.name().to_string(),
             };
@@ -94,7 +105,7 @@ fn main() {
                 None => "—".to_string(),
             };
             println!(
-                "{d:>5} {h:>5} {k:>6} {name:>17} {:>12.3} {:>10.1} {:>10.2} {:>9.2} {floor:>9}",
+                "{d:>5} {h:>5} {k:>6} {name:>21} {:>12.3} {:>10.1} {:>10.2} {:>9.2} {floor:>9}",
                 time.as_secs_f64() * 1e3,
                 time.as_secs_f64() / dots.as_secs_f64(),
                 time.as_secs_f64() / reference_time.as_secs_f64(),
