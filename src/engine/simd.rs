@@ -181,25 +181,33 @@ pub(crate) struct Epilogue<'a> {
 /// kernel's instruction set.
 #[inline(always)]
 pub(crate) fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<'_>) {
+    // Every loop below runs over whole LANES-wide chunks into LANES accumulators, so it
+    // vectorises without reassociating a floating-point sum.
     let bias: &[f32; NR] = e.bias[..NR].try_into().expect("checked by Tile::run");
     for r in 0..e.rows.min(MR) {
         let x: &mut [f32; NR] = (&mut out[r * NR..][..NR]).try_into().expect("checked by Tile::run");
-        for j in 0..NR {
-            x[j] += bias[j];
+        // `x·0` is 0 for a finite value and NaN otherwise.
+        let mut check = [0.0f32; LANES];
+        for (x, bias) in x.chunks_exact_mut(LANES).zip(bias.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                x[l] += bias[l];
+                check[l] += x[l] * 0.0;
+            }
         }
-        // `x·0` is 0 for finite values and NaN otherwise; one vector sum checks the row.
-        e.non_finite |= !x.iter().map(|&v| v * 0.0).sum::<f32>().is_finite();
+        e.non_finite |= !check.iter().sum::<f32>().is_finite();
         match e.activation {
             Activation::Relu => x.iter_mut().for_each(|x| *x = x.max(0.0)),
             other => x.iter_mut().for_each(|x| *x = activate(other, *x)),
         }
         for (h, head) in e.heads.chunks_exact(NR).enumerate() {
-            let head: &[f32; NR] = head.try_into().expect("chunks of NR");
-            let lanes: &mut [f32; LANES] =
-                (&mut e.sums[r * e.stride + h * LANES..][..LANES]).try_into().expect("checked by Tile::run");
-            for j in 0..NR {
-                lanes[j % LANES] += x[j] * head[j];
+            let sums = &mut e.sums[r * e.stride + h * LANES..][..LANES];
+            let mut lanes: [f32; LANES] = (&*sums).try_into().expect("checked by Tile::run");
+            for (x, head) in x.chunks_exact(LANES).zip(head.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    lanes[l] += x[l] * head[l];
+                }
             }
+            sums.copy_from_slice(&lanes);
         }
     }
 }
