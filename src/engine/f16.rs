@@ -24,7 +24,11 @@ fn in_range(x: f32) -> bool {
 impl Element for f16 {
     fn tile(kernel: CpuKernel) -> Option<Tile<f16>> {
         #[cfg(target_arch = "x86_64")]
-        if kernel == CpuKernel::Avx512 && kernel.is_available() && is_x86_feature_detected!("avx512fp16") {
+        if kernel == CpuKernel::Avx512
+            && kernel.is_available()
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512fp16")
+        {
             return Some(Tile { mr: fp16::MR, nr: fp16::NR, run: fp16::tile });
         }
         let _ = kernel;
