@@ -7,7 +7,7 @@
 //! has no AVX512-FP16 intrinsics (they need the unstable `f16` type), so the tile's inner loop is
 //! inline assembly; conversions use AVX-512F's `vcvtph2ps`/`vcvtps2ph`.
 
-use super::simd::{epilogue, CpuKernel, Element, Epilogue, Tile};
+use super::simd::{CpuKernel, Element, Tile};
 use half::f16;
 
 /// Largest finite f16.
@@ -15,6 +15,7 @@ const F16_MAX: f32 = 65504.0;
 
 /// Steps summed in half precision before the tile adds them into f32. Half has an 11-bit
 /// significand: 32 products of similar size lose about 2⁻¹¹·√32 ≈ 0.3 % of their sum.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const FLUSH: usize = 32;
 
 fn in_range(x: f32) -> bool {
@@ -86,7 +87,8 @@ impl Element for f16 {
 /// cbindgen:ignore
 #[cfg(target_arch = "x86_64")]
 mod fp16 {
-    use super::{epilogue, f16, in_range, FLUSH};
+    use super::{f16, in_range, FLUSH};
+    use crate::engine::simd::{epilogue, Epilogue};
     use std::arch::asm;
     use std::arch::x86_64::*;
 
@@ -109,7 +111,7 @@ mod fp16 {
         n: usize,
         out: *mut f32,
         accumulate: bool,
-        e: Option<&mut super::Epilogue<'_>>,
+        e: Option<&mut Epilogue<'_>>,
     ) {
         // SAFETY (every block below): offsets stay within the caller's lengths.
         let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
@@ -278,7 +280,7 @@ mod fp16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::simd::LANES;
+    use crate::engine::simd::{Epilogue, LANES};
     use crate::model::Activation;
 
     /// The f16 tile against float64 on values rounded to f16, over reductions around [`FLUSH`],
