@@ -90,9 +90,102 @@ pub fn argmax4(p: &[f32; 4]) -> usize {
     best
 }
 
+/// How well `score` ranks the positive pairs above the others, independent of any threshold
+/// (the 4-way head's argmax can miss a rare class whose probability still ranks it well).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Separation {
+    /// The probability that a random positive outscores a random negative, ties counting half.
+    pub roc_auc: f64,
+    /// Mean precision at the rank of each positive, best score first (tied scores share their
+    /// group's precision).
+    pub average_precision: f64,
+    /// The fraction of pairs that are positive: what a random score's average precision is.
+    pub base_rate: f64,
+}
+
+/// [`Separation`] of `scores` for the pairs where `positive` is true; `None` when there are no
+/// positives, no negatives, a NaN score or mismatched lengths.
+pub fn separation(scores: &[f64], positive: &[bool]) -> Option<Separation> {
+    let n = scores.len();
+    let positives = positive.iter().filter(|&&p| p).count();
+    if n != positive.len() || positives == 0 || positives == n || scores.iter().any(|s| s.is_nan()) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    // Walk groups of tied scores, best first.
+    let (mut seen, mut seen_pos, mut ap, mut pairs_won) = (0usize, 0usize, 0.0f64, 0.0f64);
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j < n && scores[order[j]] == scores[order[i]] {
+            j += 1;
+        }
+        let group_pos = order[i..j].iter().filter(|&&k| positive[k]).count();
+        let group_neg = (j - i) - group_pos;
+        // Each positive in the group beats every negative below it and half of the group's.
+        let negatives_below = (n - positives) - (seen - seen_pos) - group_neg;
+        pairs_won += group_pos as f64 * (negatives_below as f64 + 0.5 * group_neg as f64);
+        seen += j - i;
+        seen_pos += group_pos;
+        ap += group_pos as f64 * seen_pos as f64 / seen as f64;
+        i = j;
+    }
+    Some(Separation {
+        roc_auc: pairs_won / (positives as f64 * (n - positives) as f64),
+        average_precision: ap / positives as f64,
+        base_rate: positives as f64 / n as f64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Separation against its definitions, computed pair by pair and rank by rank.
+    #[test]
+    fn separation_matches_its_definitions() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for n in [2usize, 3, 10, 57] {
+            for _ in 0..20 {
+                // Few distinct scores, so ties occur.
+                let scores: Vec<f64> = (0..n).map(|_| (next() % 7) as f64 / 7.0).collect();
+                let positive: Vec<bool> = (0..n).map(|_| next() % 3 == 0).collect();
+                let p = positive.iter().filter(|&&x| x).count();
+                let Some(s) = separation(&scores, &positive) else {
+                    assert!(p == 0 || p == n);
+                    continue;
+                };
+                let mut won = 0.0;
+                for a in (0..n).filter(|&a| positive[a]) {
+                    for b in (0..n).filter(|&b| !positive[b]) {
+                        won += if scores[a] > scores[b] { 1.0 } else if scores[a] == scores[b] { 0.5 } else { 0.0 };
+                    }
+                }
+                assert!((s.roc_auc - won / (p * (n - p)) as f64).abs() < 1e-12);
+                // A tied group's precision is taken at the group's end, for each of its positives.
+                let ap: f64 = (0..n)
+                    .filter(|&a| positive[a])
+                    .map(|a| {
+                        let at_or_above = (0..n).filter(|&b| scores[b] >= scores[a]);
+                        let hits = at_or_above.clone().filter(|&b| positive[b]).count();
+                        hits as f64 / at_or_above.count() as f64
+                    })
+                    .sum::<f64>()
+                    / p as f64;
+                assert!((s.average_precision - ap).abs() < 1e-12, "{scores:?} {positive:?}");
+                assert_eq!(s.base_rate, p as f64 / n as f64);
+            }
+        }
+        let perfect = separation(&[0.9, 0.8, 0.1], &[true, true, false]).unwrap();
+        assert_eq!((perfect.roc_auc, perfect.average_precision), (1.0, 1.0));
+        assert!(separation(&[0.5, f64::NAN], &[true, false]).is_none());
+        assert!(separation(&[0.5], &[true, false]).is_none());
+    }
 
     fn example() -> Confusion {
         let mut c = Confusion::default();

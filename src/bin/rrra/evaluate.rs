@@ -5,7 +5,7 @@
 use super::pipeline::Inputs;
 use super::Failure;
 use rrra::dataset::Split;
-use rrra::eval::classes::{argmax4, Confusion};
+use rrra::eval::classes::{argmax4, separation, Confusion, Separation};
 use rrra::eval::metrics::{mean_recall_curve, RankingMetrics};
 use rrra::eval::negatives;
 use rrra::eval::stats::{bootstrap_mean, paired_randomization_test, sign_test, Interval};
@@ -48,6 +48,8 @@ pub struct Evaluation {
     pub recall_curve_base: Vec<f64>,
     pub recall_curve_reranked: Vec<f64>,
     pub confusion: Confusion,
+    /// How well s_FN ranks the FN pairs above the rest, whatever the argmax says.
+    pub fn_separation: Option<Separation>,
     /// s_A of test pairs by their SPEC §7 class (TP, FN, FP, TN).
     pub s_a_by_class: [Vec<f32>; 4],
     /// Median and 90th percentile microseconds per query of one `rerank_into` call.
@@ -108,6 +110,7 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
     // missed appended, so the FN class is what it says).
     let mut confusion = Confusion::default();
     let mut s_a_by_class: [Vec<f32>; 4] = Default::default();
+    let (mut s_fn, mut is_fn) = (Vec::new(), Vec::new());
     for list in inputs.lists(Split::Test, 1, true) {
         let ids: Vec<u64> = list.docs.iter().map(|&d| d as u64).collect();
         let count = [list.docs.len()];
@@ -116,6 +119,8 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
             let p: [f32; 4] = out.class_probs[i * 4..i * 4 + 4].try_into().expect("four classes per pair");
             confusion.add(label as usize, argmax4(&p));
             s_a_by_class[label as usize].push(out.s_a[i]);
+            s_fn.push(out.s_fn[i] as f64);
+            is_fn.push(label == 1);
         }
     }
 
@@ -126,6 +131,7 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
         recall_curve_base: mean_recall_curve(&base_runs, inputs.top.k),
         recall_curve_reranked: mean_recall_curve(&rr_runs, inputs.top.k),
         confusion,
+        fn_separation: separation(&s_fn, &is_fn),
         s_a_by_class,
         latency_us: (percentile(0.5), percentile(0.9)),
         k: inputs.top.k,

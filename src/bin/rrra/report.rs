@@ -47,6 +47,13 @@ pub fn tables(e: &Evaluation) -> String {
         c.recall(1),
         c.f1(1)
     );
+    if let Some(sep) = &e.fn_separation {
+        let _ = writeln!(
+            s,
+            "Ranked by s_FN instead of the argmax, the false-negative pairs come first with ROC AUC {:.3} and average precision {:.3} (a random order: {:.3}).\n",
+            sep.roc_auc, sep.average_precision, sep.base_rate
+        );
+    }
     let _ = writeln!(s, "| truth \\ predicted | {} |", CLASS_NAMES.join(" | "));
     let _ = writeln!(s, "|---|---|---|---|---|");
     for (t, row) in c.counts.iter().enumerate() {
