@@ -3,6 +3,9 @@
 //! An engine computes the raw per-pair quantities only; turning them into scores, orders and
 //! samples is the same for every engine and lives in [`crate::scores`] and [`crate::sampler`].
 
+/// cbindgen:ignore
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod folded;
 mod reference;
 mod simd;
