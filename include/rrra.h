@@ -146,6 +146,10 @@ enum rrra_engine
   RRRA_ENGINE_REFERENCE = 1,
   // SPEC §8's folded layers on blocked f32 GEMMs (CPU).
   RRRA_ENGINE_FOLDED = 2,
+  // SPEC §8's folded layers in CUDA kernels (NVIDIA GPU), f32 arithmetic. Forcing it fails
+  // with UNSUPPORTED, saying why, in a library built without the `cuda` feature or on a machine
+  // without the driver, libnvrtc or a device; AUTO picks it only where it runs.
+  RRRA_ENGINE_CUDA = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

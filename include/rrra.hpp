@@ -241,6 +241,8 @@ enum class Engine : std::uint32_t {
     automatic = RRRA_ENGINE_AUTO,
     reference = RRRA_ENGINE_REFERENCE,
     folded = RRRA_ENGINE_FOLDED,
+    /// NVIDIA GPU; a library built with the cuda feature. Forcing it elsewhere throws UNSUPPORTED.
+    cuda = RRRA_ENGINE_CUDA,
 };
 
 /// The folded engine's instruction set (rrra_cpu_kernel).

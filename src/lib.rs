@@ -43,7 +43,7 @@ mod session;
 pub mod train;
 
 pub use batch::{Batch, Candidates, Corpus};
-pub use engine::{CpuKernel, EngineKind, EnginePreference};
+pub use engine::{CpuKernel, CudaPrecision, EngineKind, EnginePreference};
 
 /// The CUDA kernels as NVRTC builds them (feature `cuda`): for checking, without a GPU, that
 /// every kernel file compiles for an architecture and what each entry point costs in registers.

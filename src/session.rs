@@ -2,7 +2,7 @@
 //! allocation-free. Use a session from one thread at a time; share the adapter instead.
 
 use crate::batch::Batch;
-use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, PairRaw};
+use crate::engine::{self, CpuKernel, CudaPrecision, Engine, EngineKind, EnginePreference, EngineRequest, PairRaw};
 use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
@@ -25,11 +25,16 @@ pub struct SessionOptions {
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
     pub cpu_kernel: Option<CpuKernel>,
+    /// The arithmetic of the CUDA engine's matrix products; `None` (the default) is f32, which
+    /// meets the same SPEC §6 tolerance as the CPU engines. bf16/f16 run on tensor cores.
+    /// Forcing one with a CPU engine forced is an [`crate::ErrorKind::InvalidArgument`] error;
+    /// with [`EnginePreference::Auto`] it applies when the CUDA engine is chosen.
+    pub cuda_precision: Option<CudaPrecision>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { engine: EnginePreference::Auto, threads: 1, cpu_kernel: None }
+        SessionOptions { engine: EnginePreference::Auto, threads: 1, cpu_kernel: None, cuda_precision: None }
     }
 }
 
@@ -179,7 +184,13 @@ impl Session {
                 options.threads
             )));
         }
-        let (engines, engine_reason) = engine::select(&adapter, options.engine, options.cpu_kernel, options.threads)?;
+        let request = EngineRequest {
+            preference: options.engine,
+            kernel: options.cpu_kernel,
+            precision: options.cuda_precision,
+            threads: options.threads,
+        };
+        let (engines, engine_reason) = engine::select(&adapter, request)?;
         Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
     }
 
@@ -192,6 +203,10 @@ impl Session {
     /// The instruction set of the engine's kernels (`None` for the reference engine).
     pub fn cpu_kernel(&self) -> Option<CpuKernel> {
         self.engines[0].cpu_kernel()
+    }
+    /// The arithmetic of the CUDA engine's products (`None` for the CPU engines).
+    pub fn cuda_precision(&self) -> Option<CudaPrecision> {
+        self.engines[0].cuda_precision()
     }
     /// Threads a call may use.
     pub fn threads(&self) -> usize {

@@ -70,7 +70,12 @@ fn steady_state_allocations(engine: EngineKind, cpu_kernel: Option<CpuKernel>) -
         let config = AdapterConfig { similarity, ..AdapterConfig::default() };
         let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, 9), config).unwrap());
         {
-            let options = SessionOptions { engine: EnginePreference::Force(engine), threads: 1, cpu_kernel };
+            let options = SessionOptions {
+                engine: EnginePreference::Force(engine),
+                threads: 1,
+                cpu_kernel,
+                cuda_precision: None,
+            };
             let mut session = Session::new(adapter.clone(), options).unwrap();
             let batches = [
                 Batch::dense(d, &queries, &counts, &rows).with_base_scores(&base),

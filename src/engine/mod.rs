@@ -34,6 +34,9 @@ pub enum EngineKind {
     Reference,
     /// SPEC §8's folded layers on packed weights and a SIMD tile per instruction set (CPU).
     Folded,
+    /// SPEC §8's folded layers in CUDA kernels compiled at run time with NVRTC (NVIDIA GPU; a
+    /// build with the `cuda` feature, the driver, libnvrtc and a device).
+    Cuda,
 }
 
 impl EngineKind {
@@ -41,7 +44,39 @@ impl EngineKind {
         match self {
             EngineKind::Reference => "reference",
             EngineKind::Folded => "folded",
+            EngineKind::Cuda => "cuda",
         }
+    }
+}
+
+/// The arithmetic of the CUDA engine's two matrix products (layer 1, and layer 2 for cosine).
+/// Everything else (folding the query, the activation, the heads, the sums) is f32 on every path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CudaPrecision {
+    /// f32 on the CUDA cores: SPEC §6's f32 tolerance, like the CPU engines. The default.
+    F32,
+    /// Candidates and folded weights rounded to bf16, products on tensor cores with f32
+    /// accumulation (compute capability 8.0 or later): SPEC §6's reduced-precision tolerance.
+    Bf16,
+    /// As `Bf16`, in IEEE half precision (more mantissa, less range).
+    F16,
+}
+
+/// cbindgen:ignore
+impl CudaPrecision {
+    pub const ALL: [CudaPrecision; 3] = [CudaPrecision::F32, CudaPrecision::Bf16, CudaPrecision::F16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CudaPrecision::F32 => "f32",
+            CudaPrecision::Bf16 => "bf16",
+            CudaPrecision::F16 => "f16",
+        }
+    }
+
+    /// The precision named `name` (as [`CudaPrecision::name`] spells it).
+    pub fn from_name(name: &str) -> Option<CudaPrecision> {
+        CudaPrecision::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -61,38 +96,82 @@ pub(crate) trait Engine: Send {
     fn cpu_kernel(&self) -> Option<CpuKernel> {
         None
     }
+    /// The arithmetic of the CUDA engine's products; `None` for the CPU engines.
+    fn cuda_precision(&self) -> Option<CudaPrecision> {
+        None
+    }
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
     /// `adapter`, and `out.len()` is its total candidate count. The engine may use up to `width`
     /// threads inside the call (1: only the calling thread).
     fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()>;
 }
 
+/// What a session asks of the engines, beyond the engine itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EngineRequest {
+    pub preference: EnginePreference,
+    /// Forces the folded engine's instruction set (`None`: the best this CPU has).
+    pub kernel: Option<CpuKernel>,
+    /// Forces the CUDA engine's arithmetic (`None`: f32).
+    pub precision: Option<CudaPrecision>,
+    pub threads: usize,
+}
+
+/// Whether the CUDA engine can run here: `Err` says why not, in a few words that fit after
+/// "cuda: " (built without the feature, a library missing, no device, ...).
+#[cfg(feature = "cuda")]
+fn cuda_usable() -> Result<(), Error> {
+    cuda::probe().map(drop)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_usable() -> Result<(), Error> {
+    Err(Error::new(ErrorKind::Unsupported, "not compiled in (build with --features cuda)"))
+}
+
 /// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
-/// thread, sharing whatever they precompute from the adapter. `kernel` forces the folded engine's
-/// instruction set (`None`: the best this CPU has).
-pub(crate) fn select(
-    adapter: &Adapter,
-    preference: EnginePreference,
-    kernel: Option<CpuKernel>,
-    threads: usize,
-) -> Result<(Vec<Box<dyn Engine>>, String)> {
+/// thread, sharing whatever they precompute from the adapter.
+pub(crate) fn select(adapter: &Adapter, request: EngineRequest) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    let EngineRequest { preference, kernel, precision, threads } = request;
     let (kind, why_engine) = match preference {
-        EnginePreference::Auto => (
-            EngineKind::Folded,
-            "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
-        ),
-        EnginePreference::Force(kind) => (kind, "forced by the caller"),
+        EnginePreference::Auto => match (kernel, precision) {
+            (Some(kernel), Some(precision)) => {
+                return Err(Error::invalid_argument(format!(
+                    "cpu kernel {} and cuda precision {} were both forced; they belong to different engines",
+                    kernel.name(),
+                    precision.name()
+                )))
+            }
+            (Some(_), None) => {
+                (EngineKind::Folded, "auto: the folded CPU engine (a cpu kernel was forced)".to_string())
+            }
+            (None, _) => match cuda_usable() {
+                Ok(()) => (EngineKind::Cuda, "auto: the cuda engine".to_string()),
+                Err(why) => (EngineKind::Folded, format!("auto: the folded CPU engine (cuda: {})", why.message())),
+            },
+        },
+        EnginePreference::Force(kind) => (kind, "forced by the caller".to_string()),
     };
+    if let (Some(kernel), EngineKind::Reference | EngineKind::Cuda) = (kernel, kind) {
+        return Err(Error::invalid_argument(format!(
+            "cpu kernel {} was forced, but the {} engine has no CPU kernels",
+            kernel.name(),
+            kind.name()
+        )));
+    }
+    if let (Some(precision), EngineKind::Reference | EngineKind::Folded, EnginePreference::Force(_)) =
+        (precision, kind, preference)
+    {
+        return Err(Error::invalid_argument(format!(
+            "cuda precision {} was forced, but the {} engine is not the cuda engine",
+            precision.name(),
+            kind.name()
+        )));
+    }
     match kind {
         EngineKind::Reference => {
-            if let Some(kernel) = kernel {
-                return Err(Error::invalid_argument(format!(
-                    "cpu kernel {} was forced, but the reference engine has no CPU kernels",
-                    kernel.name()
-                )));
-            }
             let engines = (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>);
-            Ok((engines.collect(), why_engine.to_string()))
+            Ok((engines.collect(), why_engine))
         }
         EngineKind::Folded => {
             let (kernel, why_kernel) = match kernel {
@@ -106,8 +185,35 @@ pub(crate) fn select(
                 )
             })?;
             let engines = (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone())) as Box<dyn Engine>);
-            let reason = format!("{why_engine}; {} kernels, {why_kernel}", kernel.name());
+            let unused = match precision {
+                Some(precision) => format!("; cuda precision {} does not apply", precision.name()),
+                None => String::new(),
+            };
+            let reason = format!("{why_engine}; {} kernels, {why_kernel}{unused}", kernel.name());
             Ok((engines.collect(), reason))
         }
+        EngineKind::Cuda => cuda_engines(adapter, precision, threads, why_engine),
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_engines(
+    adapter: &Adapter,
+    precision: Option<CudaPrecision>,
+    threads: usize,
+    why_engine: String,
+) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    let (engines, about) = cuda::engines(adapter, precision, threads)
+        .map_err(|e| Error::new(e.kind(), format!("the cuda engine is unavailable: {}", e.message())))?;
+    Ok((engines, format!("{why_engine}; {about}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_engines(
+    _adapter: &Adapter,
+    _precision: Option<CudaPrecision>,
+    _threads: usize,
+    _why_engine: String,
+) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    Err(Error::new(ErrorKind::Unsupported, "the cuda engine is not compiled in (build with --features cuda)"))
 }

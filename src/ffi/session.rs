@@ -29,6 +29,10 @@ pub enum rrra_engine {
     Reference = 1,
     /// SPEC §8's folded layers on blocked f32 GEMMs (CPU).
     Folded = 2,
+    /// SPEC §8's folded layers in CUDA kernels (NVIDIA GPU), f32 arithmetic. Forcing it fails
+    /// with UNSUPPORTED, saying why, in a library built without the `cuda` feature or on a machine
+    /// without the driver, libnvrtc or a device; AUTO picks it only where it runs.
+    Cuda = 3,
 }
 
 /// Instruction sets of the folded CPU engine's kernels, for `rrra_session_options.cpu_kernel` and
@@ -225,6 +229,7 @@ pub unsafe extern "C" fn rrra_session_new(
                 0 => EnginePreference::Auto,
                 1 => EnginePreference::Force(EngineKind::Reference),
                 2 => EnginePreference::Force(EngineKind::Folded),
+                3 => EnginePreference::Force(EngineKind::Cuda),
                 other => {
                     return Err(Error::invalid_argument(format!(
                         "options->engine: unknown value {other} (expected an rrra_engine)"
@@ -284,6 +289,7 @@ pub unsafe extern "C" fn rrra_session_engine(
         let engine = match s.session.engine() {
             EngineKind::Reference => rrra_engine::Reference,
             EngineKind::Folded => rrra_engine::Folded,
+            EngineKind::Cuda => rrra_engine::Cuda,
         } as u32;
         // SAFETY: each out-pointer is NULL or writable per the contract.
         unsafe {

@@ -582,7 +582,8 @@ class Session:
 
         Args:
             adapter: the model to run.
-            engine: ``"auto"`` (the best available), ``"reference"`` or ``"folded"``.
+            engine: ``"auto"`` (the best available), ``"reference"``, ``"folded"`` or ``"cuda"``
+                (a library built with the ``cuda`` feature, on a machine with an NVIDIA GPU).
             threads: threads one call may use (the library splits a batch between them and
                 starts them per call: worth it for batches of many queries). At most 1024.
                 Results do not depend on it.
@@ -630,7 +631,7 @@ class Session:
 
     @property
     def engine(self) -> str:
-        """The engine in use: ``"reference"`` or ``"folded"``."""
+        """The engine in use: ``"reference"``, ``"folded"`` or ``"cuda"``."""
         return self._engine
 
     @property

@@ -5,7 +5,8 @@
 use super::{failed, json_string, parse_engine, print, usage, Failure, Parsed};
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, RerankOutputs, ScoreOptions, Session, SessionOptions,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, CudaPrecision, RerankOutputs, ScoreOptions, Session,
+    SessionOptions,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 pub const BENCH_USAGE: &str = "\
 Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32]
-                  [--engine auto|reference|folded] [--kernel auto|portable|avx2|avx512]
-                  [--seed S] [--json]
+                  [--engine auto|reference|folded|cuda] [--kernel auto|portable|avx2|avx512]
+                  [--precision f32|bf16|f16] [--seed S] [--json]
 
 Builds a random adapter (ReLU, dot similarity, default scores; weights and biases uniform in
 ±1/sqrt(fan_in)) and N random unit-norm queries with K dense random unit-norm candidates each,
@@ -29,15 +30,27 @@ Options:
   --batch B       queries per call (default 1); times are per query
   --threads T     threads per call, splitting a call's queries (default 1)
   --dtype f32     embedding dtype; only f32 exists today (default f32)
-  --engine E      auto, reference or folded (default auto)
+  --engine E      auto, reference, folded or cuda (default auto)
   --kernel K      the folded engine's instruction set: auto (the best this CPU has),
                   portable, avx2 or avx512 (default auto)
+  --precision P   the cuda engine's products: f32, bf16 or f16 (default f32)
   --seed S        seed of the adapter, queries and candidates (default 1)
   --json          print one JSON object instead of text
 ";
 
-pub const BENCH_OPTIONS: &[&str] =
-    &["--d", "--h", "--k", "--queries", "--batch", "--threads", "--dtype", "--engine", "--kernel", "--seed"];
+pub const BENCH_OPTIONS: &[&str] = &[
+    "--d",
+    "--h",
+    "--k",
+    "--queries",
+    "--batch",
+    "--threads",
+    "--dtype",
+    "--engine",
+    "--kernel",
+    "--precision",
+    "--seed",
+];
 
 /// The most f32 values of candidates the bench will allocate (4 GiB): larger runs are
 /// refused up front rather than dying in the allocator.
@@ -115,6 +128,13 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
                 .ok_or_else(|| usage(format!("--kernel: expected auto, portable, avx2 or avx512, got '{v}'")))?,
         ),
     };
+    let cuda_precision = match args.value("--precision").map(|v| v.to_string_lossy()) {
+        None => None,
+        Some(v) => Some(
+            CudaPrecision::from_name(&v)
+                .ok_or_else(|| usage(format!("--precision: expected f32, bf16 or f16, got '{v}'")))?,
+        ),
+    };
     let seed: u64 = args.number("--seed", "a non-negative integer")?.unwrap_or(1);
     let candidate_values =
         n.checked_mul(k).and_then(|t| t.checked_mul(d)).filter(|&v| v <= MAX_CANDIDATE_VALUES).ok_or_else(|| {
@@ -130,7 +150,7 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let mut rng = SplitMix64::new(seed ^ 0xDA7A);
     let queries = unit_rows(&mut rng, n, d);
     let candidates = unit_rows(&mut rng, candidate_values / d, d);
-    let mut session = Session::new(adapter, SessionOptions { engine, threads, cpu_kernel })?;
+    let mut session = Session::new(adapter, SessionOptions { engine, threads, cpu_kernel, cuda_precision })?;
     let (mut log_s_rr, mut order) = (vec![0.0f32; per_call * k], vec![0u32; per_call * k]);
     let counts = vec![k; per_call];
     let options = ScoreOptions::default();
@@ -172,21 +192,24 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let engine_name = session.engine().name();
     // The folded engine's instruction set; the reference engine has none.
     let kernel_name = session.cpu_kernel().map_or("none", CpuKernel::name);
+    // The cuda engine's arithmetic; the CPU engines compute in f32.
+    let precision_name = session.cuda_precision().map_or("f32", CudaPrecision::name);
 
     let text = if args.switches.contains(&"--json") {
         format!(
             "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"f32\", \
-             \"engine\": {}, \"kernel\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
+             \"engine\": {}, \"kernel\": {}, \"precision\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
              \"max_ms\": {max:.6}, \"version\": {}}}\n",
             json_string(engine_name),
             json_string(kernel_name),
+            json_string(precision_name),
             json_string(session.engine_reason()),
             json_string(rrra::VERSION),
         )
     } else {
         format!(
-            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), f32, engine {engine_name}, kernel {kernel_name} ({})\n\
+            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), f32, engine {engine_name}, kernel {kernel_name}, precision {precision_name} ({})\n\
              median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n",
             session.engine_reason()
         )

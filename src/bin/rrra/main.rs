@@ -67,7 +67,7 @@ Usage: rrra rerank --model MODEL --queries Q.npy
                    (--candidates C.npy | --ids IDS.npy --corpus CORPUS.npy)
                    [--counts K.npy | --k K] [--base B.npy] [--lambda L]
                    [--base-transform identity|sigmoid|softmax] [--out OUT.npy] [--top N]
-                   [--engine auto|reference|folded]
+                   [--engine auto|reference|folded|cuda]
 
 Scores every (query, candidate) pair with the adapter and prints, per query, the candidates'
 positions in reranked order (best first) with log s_RR, s_A and s_FN.
@@ -88,7 +88,7 @@ Options:
   --base-transform T    identity, sigmoid or softmax (default: the file's base_transform)
   --out OUT.npy         write log s_RR as <f4, shape (total,), in input order
   --top N               print only the best N candidates of each query
-  --engine E            auto, reference or folded (default auto: the library's choice)
+  --engine E            auto, reference, folded or cuda (default auto: the library's choice)
 ";
 
 /// Why the tool stopped: the message goes to stderr as `rrra: <message>`.
@@ -606,14 +606,15 @@ fn read_matrix(path: &Path, d: usize) -> Result<npy::Array<f32>, Failure> {
     }
 }
 
-/// `--engine auto|reference|folded`, default auto.
+/// `--engine auto|reference|folded|cuda`, default auto.
 fn parse_engine(args: &Parsed) -> Result<EnginePreference, Failure> {
     let Some(raw) = args.value("--engine") else { return Ok(EnginePreference::Auto) };
     match raw.to_str().unwrap_or("") {
         "auto" => Ok(EnginePreference::Auto),
         "reference" => Ok(EnginePreference::Force(EngineKind::Reference)),
         "folded" => Ok(EnginePreference::Force(EngineKind::Folded)),
-        _ => Err(usage(format!("--engine: expected auto, reference or folded, got '{}'", raw.to_string_lossy()))),
+        "cuda" => Ok(EnginePreference::Force(EngineKind::Cuda)),
+        _ => Err(usage(format!("--engine: expected auto, reference, folded or cuda, got '{}'", raw.to_string_lossy()))),
     }
 }
 
