@@ -146,6 +146,10 @@ enum rrra_engine
   RRRA_ENGINE_REFERENCE = 1,
   // SPEC §8's folded layers on blocked f32 GEMMs (CPU).
   RRRA_ENGINE_FOLDED = 2,
+  // SPEC §8's folded layers in CUDA kernels (NVIDIA GPU), in the session's precision. Forcing it fails
+  // with UNSUPPORTED, saying why, in a library built without the `cuda` feature or on a machine
+  // without the driver, libnvrtc or a device; AUTO picks it only where it runs.
+  RRRA_ENGINE_CUDA = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -187,11 +191,15 @@ enum rrra_precision
  {
   // f32 weights, candidates and sums: SPEC §6's f32 tolerance. The default.
   RRRA_PRECISION_F32 = 0,
-  // The folded engine with weights and candidates rounded to IEEE half and products summed in
-  // half precision 32 at a time, then in f32: SPEC §6's reduced-precision tolerance, twice the
-  // f32 arithmetic rate. Needs a CPU with AVX512-FP16 (UNSUPPORTED otherwise). Inputs stay f32;
-  // a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a NUMERIC error.
+  // IEEE half weights and candidates, SPEC §6's reduced-precision tolerance: the folded engine
+  // on a CPU with AVX512-FP16 (half-precision sums of 32 products widened into f32, twice the
+  // f32 arithmetic rate; UNSUPPORTED on other CPUs), or the CUDA engine's tensor cores. Inputs
+  // stay f32; a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a
+  // NUMERIC error.
   RRRA_PRECISION_F16 = 1,
+  // bfloat16: the CUDA engine's tensor cores only (UNSUPPORTED on the CPU engines, whose
+  // AVX512-BF16 dot product measured at half the f32 FMA rate).
+  RRRA_PRECISION_BF16 = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

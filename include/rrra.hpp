@@ -241,6 +241,8 @@ enum class Engine : std::uint32_t {
     automatic = RRRA_ENGINE_AUTO,
     reference = RRRA_ENGINE_REFERENCE,
     folded = RRRA_ENGINE_FOLDED,
+    /// NVIDIA GPU; a library built with the cuda feature. Forcing it elsewhere throws UNSUPPORTED.
+    cuda = RRRA_ENGINE_CUDA,
 };
 
 /// The folded engine's instruction set (rrra_cpu_kernel).
@@ -255,8 +257,11 @@ enum class CpuKernel : std::uint32_t {
 /// The arithmetic of a session (rrra_precision).
 enum class Precision : std::uint32_t {
     f32 = RRRA_PRECISION_F32,
-    /// Weights and candidates rounded to half: SPEC §6's reduced-precision tolerance; needs AVX512-FP16.
+    /// Weights and candidates rounded to half: SPEC §6's reduced-precision tolerance (the folded
+    /// engine on AVX512-FP16, or the cuda engine).
     f16 = RRRA_PRECISION_F16,
+    /// bfloat16: the cuda engine only.
+    bf16 = RRRA_PRECISION_BF16,
 };
 
 /// Slots of ResampleResult::samples past a query's count.

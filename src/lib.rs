@@ -44,6 +44,15 @@ pub mod train;
 
 pub use batch::{Batch, Candidates, Corpus};
 pub use engine::{CpuKernel, EngineKind, EnginePreference, Precision};
+
+/// The CUDA kernels as NVRTC builds them (feature `cuda`): for checking, without a GPU, that
+/// every kernel file compiles for an architecture and what each entry point costs in registers.
+#[cfg(feature = "cuda")]
+pub mod cuda {
+    pub use crate::engine::cuda::{
+        compile_kernels, entry_points, kernel_files, nvrtc_version, CompiledKernels, KernelResources,
+    };
+}
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Similarity, WeightDtype};
 pub use scores::ScoreOptions;

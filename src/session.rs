@@ -2,7 +2,7 @@
 //! allocation-free. Use a session from one thread at a time; share the adapter instead.
 
 use crate::batch::Batch;
-use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, PairRaw, Precision};
+use crate::engine::{self, CpuKernel, Engine, EngineKind, EnginePreference, EngineRequest, PairRaw, Precision};
 use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
@@ -25,8 +25,10 @@ pub struct SessionOptions {
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
     pub cpu_kernel: Option<CpuKernel>,
-    /// The arithmetic: [`Precision::F32`] (the default), or [`Precision::F16`] on a CPU with
-    /// AVX512-FP16 (the folded engine only; SPEC §6's reduced-precision tolerance).
+    /// The arithmetic: [`Precision::F32`] (the default), or a reduced precision within SPEC §6's
+    /// reduced-precision tolerance: f16 on the folded engine (a CPU with AVX512-FP16) or the
+    /// CUDA engine, bf16 on the CUDA engine only. A precision the chosen engine lacks is an
+    /// [`crate::ErrorKind::Unsupported`] error (the reference engine: InvalidArgument).
     pub precision: Precision,
 }
 
@@ -182,8 +184,13 @@ impl Session {
                 options.threads
             )));
         }
-        let (engines, engine_reason) =
-            engine::select(&adapter, options.engine, options.cpu_kernel, options.precision, options.threads)?;
+        let request = EngineRequest {
+            preference: options.engine,
+            kernel: options.cpu_kernel,
+            precision: options.precision,
+            threads: options.threads,
+        };
+        let (engines, engine_reason) = engine::select(&adapter, request)?;
         Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
     }
 

@@ -47,12 +47,24 @@ impl Engine {
 }
 
 /// Every engine is held to the same reference, the folded one on every instruction set this CPU
-/// has; each session forces one.
+/// has, the CUDA engine (f32) where the build has it and a GPU is present; each session forces one.
 fn engines() -> Vec<Engine> {
     let folded = CpuKernel::ALL.into_iter().filter(|k| k.is_available());
+    let cuda = cuda_available().then_some(Engine { kind: EngineKind::Cuda, kernel: None });
     std::iter::once(Engine { kind: EngineKind::Reference, kernel: None })
         .chain(folded.map(|k| Engine { kind: EngineKind::Folded, kernel: Some(k) }))
+        .chain(cuda)
         .collect()
+}
+
+/// Whether a CUDA session opens here (tests/cuda_engine.rs says why not, when not).
+fn cuda_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let adapter = Adapter::new(AdapterWeights::random(4, 3, 1), AdapterConfig::default()).expect("valid adapter");
+        let options = SessionOptions { engine: EnginePreference::Force(EngineKind::Cuda), ..Default::default() };
+        Session::new(Arc::new(adapter), options).is_ok()
+    })
 }
 
 // =============================================================================================

@@ -143,7 +143,8 @@ impl<E: Element> FoldedWeights<E> {
                     Precision::F32 => {
                         format!("cpu kernel {}: this CPU does not have its instruction set", kernel.name())
                     }
-                    Precision::F16 => format!(
+                    // The folded engine has no bf16 arithmetic; `engine::select` refuses it first.
+                    Precision::F16 | Precision::Bf16 => format!(
                         "f16 precision runs on the avx512 kernel of a CPU with AVX512-FP16 (kernel {}{})",
                         kernel.name(),
                         if kernel.is_available() { "; this CPU has no AVX512-FP16" } else { " is not available here" }
@@ -547,6 +548,7 @@ fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: 
     let range = match precision {
         Precision::F32 => "the f32 range",
         Precision::F16 => "±65504, the range of the session's f16 precision",
+        Precision::Bf16 => "the range of the session's bf16 precision",
     };
     match failure {
         OutOfRange::Candidate(i) => {

@@ -3,6 +3,9 @@
 //! An engine computes the raw per-pair quantities only; turning them into scores, orders and
 //! samples is the same for every engine and lives in [`crate::scores`] and [`crate::sampler`].
 
+/// cbindgen:ignore
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod f16;
 mod folded;
 mod reference;
@@ -11,7 +14,7 @@ mod simd;
 pub use simd::CpuKernel;
 
 use crate::batch::Batch;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Adapter;
 
 /// The raw result of the forward pass for one (query, candidate) pair.
@@ -32,6 +35,9 @@ pub enum EngineKind {
     Reference,
     /// SPEC §8's folded layers on packed weights and a SIMD tile per instruction set (CPU).
     Folded,
+    /// SPEC §8's folded layers in CUDA kernels compiled at run time with NVRTC (NVIDIA GPU; a
+    /// build with the `cuda` feature, the driver, libnvrtc and a device).
+    Cuda,
 }
 
 impl EngineKind {
@@ -39,28 +45,42 @@ impl EngineKind {
         match self {
             EngineKind::Reference => "reference",
             EngineKind::Folded => "folded",
+            EngineKind::Cuda => "cuda",
         }
     }
 }
 
-/// The arithmetic a session's engine computes in.
+/// The arithmetic a session's engine computes in. f32 everywhere; the reduced precisions round
+/// the weights and candidates of layer 1's product (and layer 2's for cosine) and keep every
+/// sum of more than a few terms in f32, within SPEC §6's reduced-precision tolerance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
-    /// f32 weights, candidates and sums (SPEC §6's f32 contract).
+    /// f32 weights, candidates and sums: SPEC §6's f32 tolerance. The default.
     #[default]
     F32,
-    /// The folded engine with weights and candidates rounded to IEEE half and products summed
-    /// in half precision 32 at a time, then in f32 (SPEC §6's reduced-precision contract). Needs
-    /// AVX512-FP16, where it runs layer 1 at twice the f32 rate.
+    /// IEEE half: the folded CPU engine on AVX512-FP16 (half-precision sums of 32 products,
+    /// widened into f32), or the CUDA engine's tensor cores (f32 accumulation).
     F16,
+    /// bfloat16: the CUDA engine's tensor cores only (more range, less mantissa than f16). The
+    /// CPU engines have none: AVX512-BF16's dot product measured at half the f32 FMA rate.
+    Bf16,
 }
 
+/// cbindgen:ignore
 impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::F16, Precision::Bf16];
+
     pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
         }
+    }
+
+    /// The precision named `name` (as [`Precision::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -89,31 +109,51 @@ pub(crate) trait Engine: Send {
     fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()>;
 }
 
+/// What a session asks of the engines, beyond the engine itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EngineRequest {
+    pub preference: EnginePreference,
+    /// Forces the folded engine's instruction set (`None`: the best this CPU has).
+    pub kernel: Option<CpuKernel>,
+    pub precision: Precision,
+    pub threads: usize,
+}
+
+/// Whether the CUDA engine can run here: `Err` says why not, in a few words that fit after
+/// "cuda: " (built without the feature, a library missing, no device, ...).
+#[cfg(feature = "cuda")]
+fn cuda_usable() -> Result<(), Error> {
+    cuda::probe().map(drop)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_usable() -> Result<(), Error> {
+    Err(Error::new(ErrorKind::Unsupported, "not compiled in (build with --features cuda)"))
+}
+
 /// Picks the engine and says why, for [`crate::Session::engine_reason`]; one engine per
-/// thread, sharing whatever they precompute from the adapter. `kernel` forces the folded engine's
-/// instruction set (`None`: the best this CPU has at `precision`).
-pub(crate) fn select(
-    adapter: &Adapter,
-    preference: EnginePreference,
-    kernel: Option<CpuKernel>,
-    precision: Precision,
-    threads: usize,
-) -> Result<(Vec<Box<dyn Engine>>, String)> {
+/// thread, sharing whatever they precompute from the adapter.
+pub(crate) fn select(adapter: &Adapter, request: EngineRequest) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    let EngineRequest { preference, kernel, precision, threads } = request;
     let (kind, why_engine) = match preference {
-        EnginePreference::Auto => (
-            EngineKind::Folded,
-            "auto: the folded CPU engine, the fastest in this build (no GPU engine is compiled in)",
-        ),
-        EnginePreference::Force(kind) => (kind, "forced by the caller"),
+        EnginePreference::Auto if kernel.is_some() => {
+            (EngineKind::Folded, "auto: the folded CPU engine (a cpu kernel was forced)".to_string())
+        }
+        EnginePreference::Auto => match cuda_usable() {
+            Ok(()) => (EngineKind::Cuda, "auto: the cuda engine".to_string()),
+            Err(why) => (EngineKind::Folded, format!("auto: the folded CPU engine (cuda: {})", why.message())),
+        },
+        EnginePreference::Force(kind) => (kind, "forced by the caller".to_string()),
     };
+    if let (Some(kernel), EngineKind::Reference | EngineKind::Cuda) = (kernel, kind) {
+        return Err(Error::invalid_argument(format!(
+            "cpu kernel {} was forced, but the {} engine has no CPU kernels",
+            kernel.name(),
+            kind.name()
+        )));
+    }
     match kind {
         EngineKind::Reference => {
-            if let Some(kernel) = kernel {
-                return Err(Error::invalid_argument(format!(
-                    "cpu kernel {} was forced, but the reference engine has no CPU kernels",
-                    kernel.name()
-                )));
-            }
             if precision != Precision::F32 {
                 return Err(Error::invalid_argument(format!(
                     "{} precision was asked for, but the reference engine computes in f32 only",
@@ -121,13 +161,13 @@ pub(crate) fn select(
                 )));
             }
             let engines = (0..threads).map(|_| Box::new(reference::ReferenceEngine::new(adapter)) as Box<dyn Engine>);
-            Ok((engines.collect(), why_engine.to_string()))
+            Ok((engines.collect(), why_engine))
         }
         EngineKind::Folded => {
             let (kernel, why_kernel) = match (kernel, precision) {
                 (Some(kernel), _) => (kernel, "forced by the caller"),
                 (None, Precision::F32) => (CpuKernel::best(), "the best this CPU has (detected at run time)"),
-                (None, Precision::F16) => (CpuKernel::Avx512, "the one with f16 arithmetic (AVX512-FP16)"),
+                (None, _) => (CpuKernel::Avx512, "the one with f16 arithmetic (AVX512-FP16)"),
             };
             let engines: Vec<Box<dyn Engine>> = match precision {
                 Precision::F32 => {
@@ -138,10 +178,47 @@ pub(crate) fn select(
                     let weights = folded::FoldedWeights::<half::f16>::new(adapter, kernel, precision)?;
                     (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone(), precision)) as _).collect()
                 }
+                Precision::Bf16 => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "bf16 precision: the CPU engines have none (AVX512-BF16's dot product measured at half \
+                             the f32 FMA rate; f16 runs at twice it){}",
+                            match preference {
+                                EnginePreference::Auto =>
+                                    format!("; the cuda engine, which has it, is not here ({})", why_engine),
+                                EnginePreference::Force(_) => String::new(),
+                            }
+                        ),
+                    ))
+                }
             };
             let reason =
                 format!("{why_engine}; {} kernels at {} precision, {why_kernel}", kernel.name(), precision.name());
             Ok((engines, reason))
         }
+        EngineKind::Cuda => cuda_engines(adapter, precision, threads, why_engine),
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_engines(
+    adapter: &Adapter,
+    precision: Precision,
+    threads: usize,
+    why_engine: String,
+) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    let (engines, about) = cuda::engines(adapter, precision, threads)
+        .map_err(|e| Error::new(e.kind(), format!("the cuda engine is unavailable: {}", e.message())))?;
+    Ok((engines, format!("{why_engine}; {about}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_engines(
+    _adapter: &Adapter,
+    _precision: Precision,
+    _threads: usize,
+    _why_engine: String,
+) -> Result<(Vec<Box<dyn Engine>>, String)> {
+    Err(Error::new(ErrorKind::Unsupported, "the cuda engine is not compiled in (build with --features cuda)"))
 }

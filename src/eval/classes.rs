@@ -163,7 +163,13 @@ mod tests {
                 let mut won = 0.0;
                 for a in (0..n).filter(|&a| positive[a]) {
                     for b in (0..n).filter(|&b| !positive[b]) {
-                        won += if scores[a] > scores[b] { 1.0 } else if scores[a] == scores[b] { 0.5 } else { 0.0 };
+                        won += if scores[a] > scores[b] {
+                            1.0
+                        } else if scores[a] == scores[b] {
+                            0.5
+                        } else {
+                            0.0
+                        };
                     }
                 }
                 assert!((s.roc_auc - won / (p * (n - p)) as f64).abs() < 1e-12);

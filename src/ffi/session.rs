@@ -29,6 +29,10 @@ pub enum rrra_engine {
     Reference = 1,
     /// SPEC §8's folded layers on blocked f32 GEMMs (CPU).
     Folded = 2,
+    /// SPEC §8's folded layers in CUDA kernels (NVIDIA GPU), in the session's precision. Forcing it fails
+    /// with UNSUPPORTED, saying why, in a library built without the `cuda` feature or on a machine
+    /// without the driver, libnvrtc or a device; AUTO picks it only where it runs.
+    Cuda = 3,
 }
 
 /// Instruction sets of the folded CPU engine's kernels, for `rrra_session_options.cpu_kernel` and
@@ -50,11 +54,15 @@ pub enum rrra_cpu_kernel {
 pub enum rrra_precision {
     /// f32 weights, candidates and sums: SPEC §6's f32 tolerance. The default.
     F32 = 0,
-    /// The folded engine with weights and candidates rounded to IEEE half and products summed in
-    /// half precision 32 at a time, then in f32: SPEC §6's reduced-precision tolerance, twice the
-    /// f32 arithmetic rate. Needs a CPU with AVX512-FP16 (UNSUPPORTED otherwise). Inputs stay f32;
-    /// a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a NUMERIC error.
+    /// IEEE half weights and candidates, SPEC §6's reduced-precision tolerance: the folded engine
+    /// on a CPU with AVX512-FP16 (half-precision sums of 32 products widened into f32, twice the
+    /// f32 arithmetic rate; UNSUPPORTED on other CPUs), or the CUDA engine's tensor cores. Inputs
+    /// stay f32; a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a
+    /// NUMERIC error.
     F16 = 1,
+    /// bfloat16: the CUDA engine's tensor cores only (UNSUPPORTED on the CPU engines, whose
+    /// AVX512-BF16 dot product measured at half the f32 FMA rate).
+    Bf16 = 2,
 }
 
 /// Session settings. Set `struct_size = sizeof(rrra_session_options)`; the 16-byte struct of
@@ -240,6 +248,7 @@ pub unsafe extern "C" fn rrra_session_new(
                 0 => EnginePreference::Auto,
                 1 => EnginePreference::Force(EngineKind::Reference),
                 2 => EnginePreference::Force(EngineKind::Folded),
+                3 => EnginePreference::Force(EngineKind::Cuda),
                 other => {
                     return Err(Error::invalid_argument(format!(
                         "options->engine: unknown value {other} (expected an rrra_engine)"
@@ -250,6 +259,7 @@ pub unsafe extern "C" fn rrra_session_new(
             settings.precision = match o.precision {
                 0 => Precision::F32,
                 1 => Precision::F16,
+                2 => Precision::Bf16,
                 other => {
                     return Err(Error::invalid_argument(format!(
                         "options->precision: unknown value {other} (expected an rrra_precision)"
@@ -308,6 +318,7 @@ pub unsafe extern "C" fn rrra_session_engine(
         let engine = match s.session.engine() {
             EngineKind::Reference => rrra_engine::Reference,
             EngineKind::Folded => rrra_engine::Folded,
+            EngineKind::Cuda => rrra_engine::Cuda,
         } as u32;
         // SAFETY: each out-pointer is NULL or writable per the contract.
         unsafe {
@@ -357,6 +368,7 @@ pub unsafe extern "C" fn rrra_session_precision(session: *const rrra_session, pr
         *out = match s.session.precision() {
             Precision::F32 => rrra_precision::F32,
             Precision::F16 => rrra_precision::F16,
+            Precision::Bf16 => rrra_precision::Bf16,
         } as u32;
         Ok(())
     })

@@ -370,7 +370,8 @@ void test_model_handles(const std::string &path) {
 void test_sessions(const rrra::Model &model, const Fixture &f) {
     rrra::Session s(model);
     CHECK(static_cast<bool>(s) && s.get() != nullptr);
-    CHECK(s.engine() == rrra::Engine::reference || s.engine() == rrra::Engine::folded);
+    CHECK(s.engine() == rrra::Engine::reference || s.engine() == rrra::Engine::folded ||
+          s.engine() == rrra::Engine::cuda);
     CHECK(!s.engine_reason().empty());
 
     rrra::SessionOptions reference;

@@ -586,15 +586,17 @@ class Session:
 
         Args:
             adapter: the model to run.
-            engine: ``"auto"`` (the best available), ``"reference"`` or ``"folded"``.
+            engine: ``"auto"`` (the best available), ``"reference"``, ``"folded"`` or ``"cuda"``
+                (a library built with the ``cuda`` feature, on a machine with an NVIDIA GPU).
             threads: threads one call may use (the library splits a batch between them and
                 starts them per call: worth it for batches of many queries). At most 1024.
                 Results do not depend on it.
             cpu_kernel: the folded engine's instruction set: ``"auto"`` (the best this CPU
                 has), ``"portable"``, ``"avx2"`` or ``"avx512"``; for tests and benchmarks.
-            precision: ``"f32"``, or ``"f16"``: weights and candidates rounded to half, twice
-                the arithmetic rate, SPEC §6's reduced-precision tolerance (needs AVX512-FP16;
-                inputs stay float32, and a value beyond ±65504 is an error).
+            precision: ``"f32"``; ``"f16"``: weights and candidates rounded to half, SPEC §6's
+                reduced-precision tolerance (the folded engine on a CPU with AVX512-FP16, at twice
+                the f32 rate, or the cuda engine; inputs stay float32, and a value beyond ±65504
+                is an error); ``"bf16"``: the cuda engine only.
 
         Raises:
             UnsupportedError: a forced engine or CPU kernel is not available here (the message
@@ -640,7 +642,7 @@ class Session:
 
     @property
     def engine(self) -> str:
-        """The engine in use: ``"reference"`` or ``"folded"``."""
+        """The engine in use: ``"reference"``, ``"folded"`` or ``"cuda"``."""
         return self._engine
 
     @property
@@ -651,7 +653,7 @@ class Session:
 
     @property
     def precision(self) -> str:
-        """The session's arithmetic: ``"f32"`` or ``"f16"``."""
+        """The session's arithmetic: ``"f32"``, ``"f16"`` or ``"bf16"``."""
         return self._precision
 
     @property

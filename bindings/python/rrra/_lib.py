@@ -60,12 +60,12 @@ SIMILARITIES = ("dot", "cosine")
 #: rrra_base_transform values.
 BASE_TRANSFORMS = ("identity", "sigmoid", "softmax")
 #: rrra_engine values.
-ENGINES = ("auto", "reference", "folded")
+ENGINES = ("auto", "reference", "folded", "cuda")
 #: CPU kernel names accepted by Session (rrra_cpu_kernel order); "auto" is also what a session
 #: without CPU kernels reports.
 CPU_KERNELS = ("auto", "portable", "avx2", "avx512")
 #: Precision names accepted by Session (rrra_precision order).
-PRECISIONS = ("f32", "f16")
+PRECISIONS = ("f32", "f16", "bf16")
 
 
 # ---- opaque handles ------------------------------------------------------------------------

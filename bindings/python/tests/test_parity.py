@@ -12,8 +12,20 @@ import reference
 import rrra
 from helpers import close_abs, close_log
 
-ENGINES = ("reference", "folded")
+# Every engine; "cuda" runs only where the library was built with it and a GPU is present.
+ENGINES = ("reference", "folded", "cuda")
 SETTINGS = dict(adapter_mu=0.25, adapter_tau=0.75, base_mu=0.1, base_tau=0.8, lambda_rr=0.7, gamma_rs=1.3)
+
+
+def sessions(adapter):
+    """(engine, session) for every engine of ENGINES that this library and machine have."""
+    for engine in ENGINES:
+        try:
+            session = adapter.session(engine)
+        except rrra.UnsupportedError:
+            continue
+        with session:
+            yield engine, session
 
 
 def base_for(transform, rng, k):
@@ -56,16 +68,15 @@ def test_rerank_matches_reference(make, activation, similarity):
                     base_transform=transform, **SETTINGS)
         assert (made.adapter.activation, made.adapter.similarity, made.adapter.base_transform) == (
             activation, similarity, transform)
-        for engine in ENGINES:
-            with rrra.Session(made.adapter, engine=engine) as session:
-                assert session.engine == engine
-                for k in (0, 1, 6, 23):
-                    q = rng.normal(size=7).astype(np.float32)
-                    c = (rng.normal(size=(k, 7)) + 0.5 * q).astype(np.float32)
-                    base = base_for(transform, rng, k)
-                    check_rerank(made, session.rerank(q, c, base), q, c, base)
-                    if transform != "identity":  # sim(q, c) may be <= 0, which identity refuses
-                        check_rerank(made, session.rerank(q, c), q, c)
+        for engine, session in sessions(made.adapter):
+            assert session.engine == engine
+            for k in (0, 1, 6, 23):
+                q = rng.normal(size=7).astype(np.float32)
+                c = (rng.normal(size=(k, 7)) + 0.5 * q).astype(np.float32)
+                base = base_for(transform, rng, k)
+                check_rerank(made, session.rerank(q, c, base), q, c, base)
+                if transform != "identity":  # sim(q, c) may be <= 0, which identity refuses
+                    check_rerank(made, session.rerank(q, c), q, c)
 
 
 @pytest.mark.parametrize("activation,similarity", list(itertools.product(reference.ACTIVATIONS, reference.SIMILARITIES)))
@@ -74,20 +85,19 @@ def test_resample_matches_reference(make, activation, similarity):
     for transform in reference.BASE_TRANSFORMS:
         made = make(d=7, h=6, seed=int(rng.integers(1 << 30)), activation=activation, similarity=similarity,
                     base_transform=transform, **SETTINGS)
-        for engine in ENGINES:
-            with made.adapter.session(engine) as session:
-                for k in (0, 1, 9, 30):
-                    q = rng.normal(size=7).astype(np.float32)
-                    c = rng.normal(size=(k, 7)).astype(np.float32)
-                    base = base_for(transform, rng, k)
-                    mask = rng.random(k) < 0.2
-                    seed, qi, n = int(rng.integers(1 << 63)), int(rng.integers(1000)), 4
-                    r = session.resample(q, c, base, samples_per_query=n, seed=seed, query_index=qi, positive_mask=mask)
-                    check_resample(made, r, q, c, base, mask, n, seed, qi)
-                    assert not set(r.samples.tolist()) & set(np.flatnonzero(mask).tolist())
-                    # The sampler alone draws the same from the same scores.
-                    alone = rrra.sample_negatives(r.log_s_rs, n, seed, qi, mask)
-                    assert alone.tolist() == r.samples.tolist()
+        for _, session in sessions(made.adapter):
+            for k in (0, 1, 9, 30):
+                q = rng.normal(size=7).astype(np.float32)
+                c = rng.normal(size=(k, 7)).astype(np.float32)
+                base = base_for(transform, rng, k)
+                mask = rng.random(k) < 0.2
+                seed, qi, n = int(rng.integers(1 << 63)), int(rng.integers(1000)), 4
+                r = session.resample(q, c, base, samples_per_query=n, seed=seed, query_index=qi, positive_mask=mask)
+                check_resample(made, r, q, c, base, mask, n, seed, qi)
+                assert not set(r.samples.tolist()) & set(np.flatnonzero(mask).tolist())
+                # The sampler alone draws the same from the same scores.
+                alone = rrra.sample_negatives(r.log_s_rs, n, seed, qi, mask)
+                assert alone.tolist() == r.samples.tolist()
 
 
 def test_per_call_overrides(make):
@@ -157,7 +167,9 @@ def test_f16_precision_within_the_reduced_precision_tolerance(make):
         with pytest.raises(rrra.InvalidArgumentError, match="f16"):
             session.rerank(q, c)
     with pytest.raises(ValueError, match="precision"):
-        rrra.Session(made.adapter, precision="bf16")
+        rrra.Session(made.adapter, precision="fp8")
+    with pytest.raises(rrra.UnsupportedError, match="bf16"):
+        rrra.Session(made.adapter, engine="folded", precision="bf16")
 
 
 def test_larger_dims_both_engines_agree(make):
@@ -166,12 +178,13 @@ def test_larger_dims_both_engines_agree(make):
     q = rng.normal(size=64).astype(np.float32)
     c = rng.normal(size=(100, 64)).astype(np.float32)
     results = []
-    for engine in ENGINES:
-        with rrra.Session(made.adapter, engine=engine) as session:
-            r = session.rerank(q, c)
-            check_rerank(made, r, q, c)
-            results.append(r)
-    close_log(results[0].log_s_rr, results[1].log_s_rr.astype(np.float64), "reference vs folded")
+    for _, session in sessions(made.adapter):
+        r = session.rerank(q, c)
+        check_rerank(made, r, q, c)
+        results.append(r)
+    assert len(results) >= 2
+    for r in results[1:]:
+        close_log(r.log_s_rr, results[0].log_s_rr.astype(np.float64), "engine vs reference")
 
 
 def test_ragged_batch(make):
@@ -184,23 +197,22 @@ def test_ragged_batch(make):
     base = rng.normal(size=total).astype(np.float32)
     mask = rng.random(total) < 0.25
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    for engine in ENGINES:
-        with rrra.Session(made.adapter, engine=engine) as session:
-            rr = session.rerank_batch(queries, cands, counts, base)
-            assert len(rr) == n and rr.log_s_rr.shape == (total,) and rr.class_probs.shape == (total, 4)
-            assert rr.offsets.tolist() == offsets.tolist()
-            for i, part in enumerate(rr.split()):
-                lo, hi = offsets[i], offsets[i + 1]
-                check_rerank(made, part, queries[i], cands[lo:hi], base[lo:hi])
-            rs = session.resample_batch(queries, cands, np.array(counts, dtype=np.int32), base,
-                                        samples_per_query=4, seed=77, first_query_index=1000, positive_mask=mask)
-            assert rs.samples.shape == (n, 4) and rs.counts.shape == (n,)
-            for i in range(n):
-                lo, hi = offsets[i], offsets[i + 1]
-                part = rs[i]
-                check_resample(made, part, queries[i], cands[lo:hi], base[lo:hi], mask[lo:hi], 4, 77, 1000 + i)
-                assert (rs.samples[i, rs.counts[i]:] == -1).all()
-                assert rs.samples_list()[i].tolist() == part.samples.tolist()
+    for _, session in sessions(made.adapter):
+        rr = session.rerank_batch(queries, cands, counts, base)
+        assert len(rr) == n and rr.log_s_rr.shape == (total,) and rr.class_probs.shape == (total, 4)
+        assert rr.offsets.tolist() == offsets.tolist()
+        for i, part in enumerate(rr.split()):
+            lo, hi = offsets[i], offsets[i + 1]
+            check_rerank(made, part, queries[i], cands[lo:hi], base[lo:hi])
+        rs = session.resample_batch(queries, cands, np.array(counts, dtype=np.int32), base,
+                                    samples_per_query=4, seed=77, first_query_index=1000, positive_mask=mask)
+        assert rs.samples.shape == (n, 4) and rs.counts.shape == (n,)
+        for i in range(n):
+            lo, hi = offsets[i], offsets[i + 1]
+            part = rs[i]
+            check_resample(made, part, queries[i], cands[lo:hi], base[lo:hi], mask[lo:hi], 4, 77, 1000 + i)
+            assert (rs.samples[i, rs.counts[i]:] == -1).all()
+            assert rs.samples_list()[i].tolist() == part.samples.tolist()
 
 
 def test_empty_batch(make):

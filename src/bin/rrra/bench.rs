@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BENCH_USAGE: &str = "\
-Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32|f16]
-                  [--engine auto|reference|folded] [--kernel auto|portable|avx2|avx512]
+Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32|f16|bf16]
+                  [--engine auto|reference|folded|cuda] [--kernel auto|portable|avx2|avx512]
                   [--seed S] [--json]
 
 Builds a random adapter (ReLU, dot similarity, default scores; weights and biases uniform in
@@ -30,10 +30,10 @@ Options:
   --queries N     timed calls, each on its own query and candidates (default 20)
   --batch B       queries per call (default 1); times are per query
   --threads T     threads per call, splitting a call's queries (default 1)
-  --dtype T       the arithmetic: f32, or f16 (weights and candidates rounded to half, on a
-                  CPU with AVX512-FP16; the inputs stay f32) (default f32). bf16 is refused:
-                  AVX512-BF16's dot product runs at half the f32 FMA rate on such CPUs
-  --engine E      auto, reference or folded (default auto)
+  --dtype T       the arithmetic (default f32): f16 rounds weights and candidates to half (the
+                  folded engine on a CPU with AVX512-FP16, or the cuda engine); bf16 runs on
+                  the cuda engine only. The inputs stay f32
+  --engine E      auto, reference, folded or cuda (default auto)
   --kernel K      the folded engine's instruction set: auto (the best this CPU has),
                   portable, avx2 or avx512 (default auto)
   --seed S        seed of the adapter, queries and candidates (default 1)

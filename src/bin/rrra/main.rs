@@ -67,7 +67,7 @@ Usage: rrra rerank --model MODEL --queries Q.npy
                    (--candidates C.npy | --ids IDS.npy --corpus CORPUS.npy)
                    [--counts K.npy | --k K] [--base B.npy] [--lambda L]
                    [--base-transform identity|sigmoid|softmax] [--out OUT.npy] [--top N]
-                   [--engine auto|reference|folded] [--dtype f32|f16]
+                   [--engine auto|reference|folded|cuda] [--dtype f32|f16|bf16]
 
 Scores every (query, candidate) pair with the adapter and prints, per query, the candidates'
 positions in reranked order (best first) with log s_RR, s_A and s_FN.
@@ -88,9 +88,9 @@ Options:
   --base-transform T    identity, sigmoid or softmax (default: the file's base_transform)
   --out OUT.npy         write log s_RR as <f4, shape (total,), in input order
   --top N               print only the best N candidates of each query
-  --engine E            auto, reference or folded (default auto: the library's choice)
-  --dtype T             the arithmetic: f32 (default), or f16 (the folded engine with weights
-                        and candidates rounded to half; needs AVX512-FP16)
+  --engine E            auto, reference, folded or cuda (default auto: the library's choice)
+  --dtype T             the arithmetic: f32 (default); f16 (the folded engine on a CPU with
+                        AVX512-FP16, or the cuda engine); bf16 (the cuda engine)
 ";
 
 /// Why the tool stopped: the message goes to stderr as `rrra: <message>`.
@@ -614,28 +614,25 @@ fn read_matrix(path: &Path, d: usize) -> Result<npy::Array<f32>, Failure> {
     }
 }
 
-/// `--dtype f32|f16`, the session's precision; default f32.
+/// `--dtype f32|f16|bf16`, the session's precision; default f32.
 fn parse_precision(args: &Parsed) -> Result<Precision, Failure> {
     match args.value("--dtype").map(|v| v.to_string_lossy()) {
         None => Ok(Precision::F32),
-        Some(v) if v == "f32" => Ok(Precision::F32),
-        Some(v) if v == "f16" => Ok(Precision::F16),
-        Some(v) if v == "bf16" => Err(usage(
-            "--dtype bf16: there is no bf16 engine (AVX512-BF16's dot product measured at half the f32 FMA rate); \
-             f16 runs at twice it",
-        )),
-        Some(v) => Err(usage(format!("--dtype: expected f32 or f16, got '{v}'"))),
+        Some(v) => {
+            Precision::from_name(&v).ok_or_else(|| usage(format!("--dtype: expected f32, f16 or bf16, got '{v}'")))
+        }
     }
 }
 
-/// `--engine auto|reference|folded`, default auto.
+/// `--engine auto|reference|folded|cuda`, default auto.
 fn parse_engine(args: &Parsed) -> Result<EnginePreference, Failure> {
     let Some(raw) = args.value("--engine") else { return Ok(EnginePreference::Auto) };
     match raw.to_str().unwrap_or("") {
         "auto" => Ok(EnginePreference::Auto),
         "reference" => Ok(EnginePreference::Force(EngineKind::Reference)),
         "folded" => Ok(EnginePreference::Force(EngineKind::Folded)),
-        _ => Err(usage(format!("--engine: expected auto, reference or folded, got '{}'", raw.to_string_lossy()))),
+        "cuda" => Ok(EnginePreference::Force(EngineKind::Cuda)),
+        _ => Err(usage(format!("--engine: expected auto, reference, folded or cuda, got '{}'", raw.to_string_lossy()))),
     }
 }
 

@@ -7,7 +7,9 @@ public enum Engine {
     /** The straightforward f32 CPU engine. */
     REFERENCE,
     /** SPEC §8's folded layers on blocked f32 GEMMs (CPU). */
-    FOLDED;
+    FOLDED,
+    /** SPEC §8's folded layers in CUDA kernels (NVIDIA GPU, a library built with the cuda feature). */
+    CUDA;
 
     /** The constant for a C value, or null for one this binding does not know. */
     public static Engine of(int code) {

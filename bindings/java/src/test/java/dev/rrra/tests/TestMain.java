@@ -575,7 +575,7 @@ public final class TestMain {
         Batch batch = Batch.dense(D, qs, counts, cs);
         RerankResult auto = session.rerank(batch);
         int engines = 0;
-        for (Engine e : new Engine[] {Engine.REFERENCE, Engine.FOLDED}) {
+        for (Engine e : new Engine[] {Engine.REFERENCE, Engine.FOLDED, Engine.CUDA}) {
             for (int threads : new int[] {1, 3}) {
                 Session s;
                 try {
