@@ -54,7 +54,7 @@ pub(crate) fn driver_error(what: &str, e: DriverError) -> Error {
 /// The kernels of one kernel file, loaded into the device's context.
 pub(crate) struct Kernels {
     pub fold_query: CudaFunction,
-    /// Indexed by [`Precision`] (`F32`, `Bf16`, `F16`).
+    /// Indexed by `engine::kernel_index` (f32, bf16, f16).
     pub score_pairs: [CudaFunction; 3],
     pub adapt_cosine: [CudaFunction; 3],
 }
