@@ -347,6 +347,9 @@ fn check(emb: &Embeddings<'_>, train: &[CandidateList], dev: &[CandidateList], o
     if !(o.rank_temperature > 0.0) || !(o.learning_rate > 0.0) {
         return bad(format!("options: rank_temperature and learning_rate must be > 0, got {o:?}"));
     }
+    if !(o.class_weight_exponent >= 0.0 && o.class_weight_exponent.is_finite()) {
+        return bad(format!("options: class_weight_exponent must be finite and ≥ 0, got {}", o.class_weight_exponent));
+    }
     if train.is_empty() || dev.is_empty() {
         return bad(format!("train needs training and dev lists, got {} and {}", train.len(), dev.len()));
     }
@@ -582,4 +585,35 @@ fn evaluate(
             lambda: chosen.1,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options the trainer cannot use are refused before any work, naming the option.
+    #[test]
+    fn bad_options_are_errors_that_name_them() {
+        let (queries, corpus) = (vec![0.5f32; 2], vec![0.25f32; 4]);
+        let emb = Embeddings { dim: 2, queries: &queries, corpus: &corpus };
+        let list = CandidateList {
+            query: 0,
+            docs: vec![0, 1],
+            base: vec![0.4, 0.3],
+            relevant: vec![true, false],
+            labels: vec![0, 3],
+        };
+        let lists = [list];
+        let cases = [
+            (TrainOptions { class_weight_exponent: -1.0, ..TrainOptions::default() }, "class_weight_exponent"),
+            (TrainOptions { class_weight_exponent: f32::NAN, ..TrainOptions::default() }, "class_weight_exponent"),
+            (TrainOptions { rank_temperature: 0.0, ..TrainOptions::default() }, "rank_temperature"),
+            (TrainOptions { hidden: 0, ..TrainOptions::default() }, "hidden"),
+        ];
+        for (options, needle) in cases {
+            let e = train(&emb, &lists, &lists, &[vec![0]], &options, &mut |_| {}).err().expect("refused");
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{e}");
+            assert!(e.message().contains(needle), "{e}");
+        }
+    }
 }

@@ -300,6 +300,7 @@ pub const TRAIN_OPTIONS: &[&str] = &[
     "--norm-weight",
     "--rank-weight",
     "--rank-temperature",
+    "--class-weight-exponent",
     "--seed",
 ];
 
@@ -313,6 +314,8 @@ Training (SPEC §7; defaults in parentheses):
   --norm-weight X        β, weight of the linear normalization loss (0.1)
   --rank-weight X        η, weight of the listwise rank loss (1)
   --rank-temperature X   τ_rank (0.05)
+  --class-weight-exponent X
+                         γ_imb: the 4-way loss weighs class c by (n_c / N)^(−X) (0.3)
   --seed S               initialisation and shuffling seed (0)
 ";
 
@@ -327,6 +330,9 @@ pub fn train_options(args: &Parsed, inputs: &Inputs) -> Result<TrainOptions, Fai
         norm_weight: args.number("--norm-weight", "a number ≥ 0")?.unwrap_or(d.norm_weight),
         rank_weight: args.number("--rank-weight", "a number ≥ 0")?.unwrap_or(d.rank_weight),
         rank_temperature: args.number("--rank-temperature", "a positive number")?.unwrap_or(d.rank_temperature),
+        class_weight_exponent: args
+            .number("--class-weight-exponent", "a number ≥ 0")?
+            .unwrap_or(d.class_weight_exponent),
         seed: args.number("--seed", "an integer seed")?.unwrap_or(d.seed),
         threads: inputs.threads,
         encoder: inputs.encoder_name.clone(),
