@@ -58,7 +58,7 @@ impl BertConfig {
             type_vocab_size: int("type_vocab_size")?,
             layer_norm_eps: eps as f32,
         };
-        if c.hidden_size % c.num_attention_heads != 0 {
+        if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 c.hidden_size, c.num_attention_heads

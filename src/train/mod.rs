@@ -611,7 +611,7 @@ mod tests {
             (TrainOptions { hidden: 0, ..TrainOptions::default() }, "hidden"),
         ];
         for (options, needle) in cases {
-            let e = train(&emb, &lists, &lists, &[vec![0]], &options, &mut |_| {}).err().expect("refused");
+            let e = train(&emb, &lists, &lists, &[vec![0]], &options, &mut |_| {}).expect_err("refused");
             assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{e}");
             assert!(e.message().contains(needle), "{e}");
         }

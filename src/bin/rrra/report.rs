@@ -105,7 +105,7 @@ pub fn write(dir: &Path, title: &str, preamble: &str, e: &Evaluation) -> Result<
     };
     let bars = |name: &str, pick: fn(&super::evaluate::MetricRow) -> &rrra::eval::stats::Interval| BarSeries {
         name: name.into(),
-        bars: e.metrics.iter().map(|m| pick(m)).map(|i| Bar { value: i.mean, lo: i.lo, hi: i.hi }).collect(),
+        bars: e.metrics.iter().map(pick).map(|i| Bar { value: i.mean, lo: i.lo, hi: i.hi }).collect(),
     };
     let metrics = BarChart {
         title: "Test metrics with 95% bootstrap intervals".into(),
