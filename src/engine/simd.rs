@@ -319,133 +319,89 @@ mod portable {
     }
 }
 
-/// cbindgen:ignore
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+/// One x86 kernel module: its FMA-peak loop and its `MR × NR` tile of two vectors per row, written
+/// once for every vector width. `$reduce` sums a vector's lanes.
+macro_rules! x86_kernel {
+    (
+        $module:ident, $feature:literal, lanes: $lanes:literal, mr: $mr:literal,
+        $zero:ident, $set1:ident, $load:ident, $store:ident, $fmadd:ident, $add:ident, $reduce:expr
+    ) => {
+        /// cbindgen:ignore
+        #[cfg(target_arch = "x86_64")]
+        mod $module {
+            use std::arch::x86_64::*;
 
-    /// `CHAINS` independent chains of 8-wide FMAs, `steps` long.
-    ///
-    /// # Safety
-    /// The CPU has avx2,fma.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn fma_chains(steps: usize) -> f32 {
-        let (x, y) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); super::CHAINS];
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm256_fmadd_ps(*a, x, y);
+            /// `CHAINS` independent chains of FMAs, `steps` long.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU has ", $feature, ".")]
+            #[target_feature(enable = $feature)]
+            pub unsafe fn fma_chains(steps: usize) -> f32 {
+                let (x, y) = ($set1(0.999_999), $set1(1e-7));
+                let mut acc = [$set1(1.0); super::CHAINS];
+                for _ in 0..steps {
+                    for a in acc.iter_mut() {
+                        *a = $fmadd(*a, x, y);
+                    }
+                }
+                $reduce(acc.into_iter().fold($zero(), |s, a| $add(s, a)))
             }
-        }
-        let sum = acc.into_iter().fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, a));
-        let mut lanes = [0.0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
-        lanes.iter().sum()
-    }
 
-    pub const MR: usize = 6;
-    pub const NR: usize = 16;
+            pub const MR: usize = $mr;
+            pub const NR: usize = 2 * $lanes;
 
-    /// # Safety
-    /// AVX2 and FMA present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(
-        a: *const f32,
-        b: *const f32,
-        n: usize,
-        out: *mut f32,
-        accumulate: bool,
-        e: Option<&mut super::Epilogue<'_>>,
-    ) {
-        // SAFETY (every block below): offsets stay within the caller's lengths.
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        if accumulate {
-            for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = unsafe { [_mm256_loadu_ps(out.add(r * NR)), _mm256_loadu_ps(out.add(r * NR + 8))] };
+            /// # Safety
+            #[doc = concat!("The CPU has ", $feature, "; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.")]
+            #[target_feature(enable = $feature)]
+            pub unsafe fn tile(
+                a: *const f32,
+                b: *const f32,
+                n: usize,
+                out: *mut f32,
+                accumulate: bool,
+                e: Option<&mut super::Epilogue<'_>>,
+            ) {
+                // SAFETY (every block below): offsets stay within the caller's lengths.
+                let mut acc = [[$zero(); 2]; MR];
+                if accumulate {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        *acc = unsafe { [$load(out.add(r * NR)), $load(out.add(r * NR + $lanes))] };
+                    }
+                }
+                for p in 0..n {
+                    let (b0, b1) = unsafe { ($load(b.add(p * NR)), $load(b.add(p * NR + $lanes))) };
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = $set1(unsafe { *a.add(p * MR + r) });
+                        acc[0] = $fmadd(x, b0, acc[0]);
+                        acc[1] = $fmadd(x, b1, acc[1]);
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    unsafe {
+                        $store(out.add(r * NR), acc[0]);
+                        $store(out.add(r * NR + $lanes), acc[1]);
+                    }
+                }
+                if let Some(e) = e {
+                    super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
+                }
             }
         }
-        for p in 0..n {
-            let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * NR)), _mm256_loadu_ps(b.add(p * NR + 8))) };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(unsafe { *a.add(p * MR + r) });
-                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            unsafe {
-                _mm256_storeu_ps(out.add(r * NR), acc[0]);
-                _mm256_storeu_ps(out.add(r * NR + 8), acc[1]);
-            }
-        }
-        if let Some(e) = e {
-            super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
-        }
-    }
+    };
 }
 
-/// cbindgen:ignore
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    /// `CHAINS` independent chains of 16-wide FMAs, `steps` long.
-    ///
-    /// # Safety
-    /// The CPU has avx512f.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn fma_chains(steps: usize) -> f32 {
-        let (x, y) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-        let mut acc = [_mm512_set1_ps(1.0); super::CHAINS];
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm512_fmadd_ps(*a, x, y);
-            }
-        }
-        let sum = acc.into_iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a));
-        _mm512_reduce_add_ps(sum)
-    }
-
-    pub const MR: usize = 12;
-    pub const NR: usize = 32;
-
-    /// # Safety
-    /// AVX-512F present; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(
-        a: *const f32,
-        b: *const f32,
-        n: usize,
-        out: *mut f32,
-        accumulate: bool,
-        e: Option<&mut super::Epilogue<'_>>,
-    ) {
-        // SAFETY (every block below): offsets stay within the caller's lengths.
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        if accumulate {
-            for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = unsafe { [_mm512_loadu_ps(out.add(r * NR)), _mm512_loadu_ps(out.add(r * NR + 16))] };
-            }
-        }
-        for p in 0..n {
-            let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * NR)), _mm512_loadu_ps(b.add(p * NR + 16))) };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(unsafe { *a.add(p * MR + r) });
-                acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
-                acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            unsafe {
-                _mm512_storeu_ps(out.add(r * NR), acc[0]);
-                _mm512_storeu_ps(out.add(r * NR + 16), acc[1]);
-            }
-        }
-        if let Some(e) = e {
-            super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
-        }
-    }
-}
+// 6 × 16 in 12 of AVX2's 16 ymm registers; 12 × 32 in 24 of AVX-512's 32 zmm registers.
+x86_kernel!(avx2, "avx2,fma", lanes: 8, mr: 6,
+_mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps,
+|sum: __m256| {
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds the 8 values stored.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    lanes.iter().sum::<f32>()
+});
+x86_kernel!(avx512, "avx512f", lanes: 16, mr: 12,
+    _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps,
+    _mm512_reduce_add_ps);
 
 #[cfg(test)]
 mod tests {
