@@ -8,7 +8,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{score_query, Mismatches, RawWeights, RefModel, RefParams, RefScore, TestRng};
+use common::{random_weights, score_query, Mismatches, RawWeights, RefModel, RefParams, RefScore, TestRng};
 use rrra::{
     Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, CpuKernel,
     EngineKind, EnginePreference, ErrorKind, Precision, RerankOutputs, ResampleOutputs, ResampleRequest, ScoreOptions,
@@ -151,20 +151,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// PyTorch-like initialisation (uniform ±1/√fan_in), so pre-activations are O(1).
+    /// [`random_weights`] under a plausible configuration.
     fn random(rng: &mut TestRng, d: usize, h: usize, activation: Activation, similarity: Similarity) -> Fixture {
-        let fan1 = 1.0 / ((3 * d) as f64).sqrt();
-        let fan2 = 1.0 / (h as f64).sqrt();
-        let weights = AdapterWeights {
-            dim: d,
-            hidden: h,
-            fc1_weight: rng.uniform_vec(h * 3 * d, fan1),
-            fc1_bias: rng.uniform_vec(h, fan1),
-            fc2_weight: rng.uniform_vec(d * h, fan2),
-            fc2_bias: rng.uniform_vec(d, fan2),
-            classifier_weight: rng.uniform_vec(4 * h, fan2),
-            classifier_bias: rng.uniform_vec(4, fan2),
-        };
+        let weights = random_weights(rng, d, h, 1.0);
         let config = AdapterConfig {
             activation,
             similarity,
@@ -176,31 +165,13 @@ impl Fixture {
             ..AdapterConfig::default()
         };
         let adapter = Adapter::new(weights, config).expect("valid adapter");
-        let w = adapter.weights();
-        let raw = RawWeights {
-            fc1: &w.fc1_weight,
-            b1: &w.fc1_bias,
-            fc2: &w.fc2_weight,
-            b2: &w.fc2_bias,
-            cls: &w.classifier_weight,
-            cls_b: &w.classifier_bias,
-        };
-        let model = RefModel::new(d, h, &raw, activation, similarity);
+        let model = RefModel::new(d, h, &RawWeights::of(adapter.weights()), activation, similarity);
         Fixture { adapter: Arc::new(adapter), model }
     }
 
     /// The float64 reference of every candidate of the batch.
     fn reference(&self, d: usize, queries: &[f32], counts: &[usize], candidates: &[f32]) -> Vec<RefScore> {
-        let c = self.adapter.config();
-        let params = RefParams {
-            lambda_rr: c.lambda_rr,
-            gamma_rs: c.gamma_rs,
-            base_transform: c.base_transform,
-            base_mu: c.base_mu,
-            base_tau: c.base_tau,
-            adapter_mu: c.adapter_mu,
-            adapter_tau: c.adapter_tau,
-        };
+        let params = RefParams::resolve(self.adapter.config(), &ScoreOptions::default());
         let mut out = Vec::new();
         let mut start = 0;
         for (qi, &k) in counts.iter().enumerate() {

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    erf, ref_sample, score_query, Mismatches, NonPositiveBase, RawWeights, RefModel, RefParams, RefScore, RefSplitMix,
-    TestRng,
+    erf, random_weights, ref_sample, score_query, Mismatches, NonPositiveBase, RawWeights, RefModel, RefParams,
+    RefScore, RefSplitMix, TestRng,
 };
 use rrra::sampler::{sample_negatives, SplitMix64, NOT_DRAWN};
 use rrra::{
@@ -77,22 +77,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// Weights uniform in ±1/√fan_in (PyTorch's `nn.Linear` default); the classifier is scaled
-    /// by `classifier_gain` to push `s_FN` towards 0 or 1.
+    /// [`random_weights`] under `config`.
     fn random(rng: &mut TestRng, d: usize, h: usize, config: AdapterConfig, classifier_gain: f64) -> Fixture {
-        let fan1 = 1.0 / ((3 * d) as f64).sqrt();
-        let fan2 = 1.0 / (h as f64).sqrt();
-        let weights = AdapterWeights {
-            dim: d,
-            hidden: h,
-            fc1_weight: rng.uniform_vec(h * 3 * d, fan1),
-            fc1_bias: rng.uniform_vec(h, fan1),
-            fc2_weight: rng.uniform_vec(d * h, fan2),
-            fc2_bias: rng.uniform_vec(d, fan2),
-            classifier_weight: rng.uniform_vec(4 * h, fan2 * classifier_gain),
-            classifier_bias: rng.uniform_vec(4, fan2 * classifier_gain),
-        };
-        Fixture::from_weights(weights, config)
+        Fixture::from_weights(random_weights(rng, d, h, classifier_gain), config)
     }
 
     fn from_weights(w: AdapterWeights, config: AdapterConfig) -> Fixture {
@@ -102,15 +89,7 @@ impl Fixture {
     /// The reference twin is built from the f32 values the adapter holds.
     fn from_adapter(adapter: Adapter) -> Fixture {
         let (w, config) = (adapter.weights(), adapter.config());
-        let raw = RawWeights {
-            fc1: &w.fc1_weight,
-            b1: &w.fc1_bias,
-            fc2: &w.fc2_weight,
-            b2: &w.fc2_bias,
-            cls: &w.classifier_weight,
-            cls_b: &w.classifier_bias,
-        };
-        let model = RefModel::new(w.dim, w.hidden, &raw, config.activation, config.similarity);
+        let model = RefModel::new(w.dim, w.hidden, &RawWeights::of(w), config.activation, config.similarity);
         Fixture { adapter: Arc::new(adapter), model }
     }
 
@@ -161,19 +140,6 @@ fn random_config(
         lambda_rr: rng.pick(&[1.0, 0.5, 2.0, 0.0]),
         gamma_rs: rng.pick(&[1.0, 0.0, 3.0]),
         ..AdapterConfig::default()
-    }
-}
-
-/// The parameters in force for a call: the file's values with the call's overrides.
-fn resolve(config: &AdapterConfig, options: &ScoreOptions) -> RefParams {
-    RefParams {
-        lambda_rr: options.lambda_rr.unwrap_or(config.lambda_rr),
-        gamma_rs: options.gamma_rs.unwrap_or(config.gamma_rs),
-        base_transform: options.base_transform.unwrap_or(config.base_transform),
-        base_mu: options.base_mu.unwrap_or(config.base_mu),
-        base_tau: options.base_tau.unwrap_or(config.base_tau),
-        adapter_mu: config.adapter_mu,
-        adapter_tau: config.adapter_tau,
     }
 }
 
@@ -519,7 +485,7 @@ fn check_with_session(
     rng: &mut TestRng,
     label: &str,
 ) -> Option<(Reranked, Resampled)> {
-    let refs = reference(fix, case, &resolve(fix.adapter.config(), options));
+    let refs = reference(fix, case, &RefParams::resolve(fix.adapter.config(), options));
     let spec = RequestSpec::random(rng, case.total());
     let request = spec.request();
     let mut first: Option<(Reranked, Resampled)> = None;
@@ -703,7 +669,8 @@ fn f16_precision_meets_the_reduced_precision_contract() {
         let config = random_config(&mut rng, activation, similarity, BaseTransform::Sigmoid);
         let fix = Fixture::random(&mut rng, d, h, config, 1.0);
         let case = Case::random(&mut rng, d, &[0, 1, 3, 100, 600], Embeddings::Normalised, BaseScores::Absent);
-        let refs = reference(&fix, &case, &resolve(fix.adapter.config(), &ScoreOptions::default())).expect("reference");
+        let refs = reference(&fix, &case, &RefParams::resolve(fix.adapter.config(), &ScoreOptions::default()))
+            .expect("reference");
         for threads in [1, 2] {
             let mut session = Session::new(fix.adapter.clone(), options(threads)).expect("f16 session");
             let got = with_batch(&case, Layout::Dense { pad: 3 }, |b| session.rerank(b, &ScoreOptions::default()))
@@ -1585,7 +1552,7 @@ fn library_cosine_of_large_finite_vectors() {
     // ‖q‖ ≈ 2.3e19: q·q ≈ 5e38 overflows f32, every other intermediate stays in range (tanh bounds
     // the hidden layer), and the cosines themselves are ordinary numbers in [−1, 1].
     case.queries = vec![2e19, 1e19, -5e18, 2e18];
-    let params = resolve(fix.adapter.config(), &ScoreOptions::default());
+    let params = RefParams::resolve(fix.adapter.config(), &ScoreOptions::default());
     let refs = reference(&fix, &case, &params).unwrap();
     for engine in engines() {
         match with_batch(&case, LAYOUTS[0], |b| fix.session(engine).rerank(b, &ScoreOptions::default())) {

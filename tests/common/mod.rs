@@ -1,10 +1,12 @@
-//! Independent float64 reference for SPEC §3–§5, used by `tests/parity.rs` only.
+//! Independent float64 reference for SPEC §3–§5, used by `tests/parity.rs` and
+//! `tests/cuda_engine.rs`.
 //!
-//! Nothing here calls into `rrra`: the crate's public enums serve as configuration labels and
-//! everything is computed from the same f32 inputs, widened to f64. The sampler is a second,
+//! Nothing here calls into `rrra`: the crate's public types serve as configuration labels and
+//! plain data (weights, score options), and everything is computed from the same f32 inputs,
+//! widened to f64. The sampler is a second,
 //! separate implementation of SplitMix64 + Efraimidis–Spirakis.
 
-use rrra::{Activation, BaseTransform, Similarity};
+use rrra::{Activation, AdapterConfig, AdapterWeights, BaseTransform, ScoreOptions, Similarity};
 
 // ---------------------------------------------------------------------------------------------
 // Test data generator: xorshift64* (deliberately not SplitMix64, which the sampler under test uses).
@@ -210,6 +212,36 @@ pub struct RawWeights<'a> {
     pub cls_b: &'a [f32],
 }
 
+impl<'a> RawWeights<'a> {
+    pub fn of(w: &'a AdapterWeights) -> Self {
+        RawWeights {
+            fc1: &w.fc1_weight,
+            b1: &w.fc1_bias,
+            fc2: &w.fc2_weight,
+            b2: &w.fc2_bias,
+            cls: &w.classifier_weight,
+            cls_b: &w.classifier_bias,
+        }
+    }
+}
+
+/// Weights uniform in ±1/√fan_in (PyTorch's `nn.Linear` default), so pre-activations are O(1);
+/// the classifier is scaled by `classifier_gain` to push `s_FN` towards 0 or 1.
+pub fn random_weights(rng: &mut TestRng, d: usize, h: usize, classifier_gain: f64) -> AdapterWeights {
+    let fan1 = 1.0 / ((3 * d) as f64).sqrt();
+    let fan2 = 1.0 / (h as f64).sqrt();
+    AdapterWeights {
+        dim: d,
+        hidden: h,
+        fc1_weight: rng.uniform_vec(h * 3 * d, fan1),
+        fc1_bias: rng.uniform_vec(h, fan1),
+        fc2_weight: rng.uniform_vec(d * h, fan2),
+        fc2_bias: rng.uniform_vec(d, fan2),
+        classifier_weight: rng.uniform_vec(4 * h, fan2 * classifier_gain),
+        classifier_bias: rng.uniform_vec(4, fan2 * classifier_gain),
+    }
+}
+
 /// What one (q, c) pair yields.
 #[derive(Clone, Copy, Debug)]
 pub struct RefPair {
@@ -265,6 +297,21 @@ pub struct RefParams {
     pub base_tau: f64,
     pub adapter_mu: f64,
     pub adapter_tau: f64,
+}
+
+impl RefParams {
+    /// The parameters in force for a call: the file's values with the call's overrides.
+    pub fn resolve(config: &AdapterConfig, options: &ScoreOptions) -> RefParams {
+        RefParams {
+            lambda_rr: options.lambda_rr.unwrap_or(config.lambda_rr),
+            gamma_rs: options.gamma_rs.unwrap_or(config.gamma_rs),
+            base_transform: options.base_transform.unwrap_or(config.base_transform),
+            base_mu: options.base_mu.unwrap_or(config.base_mu),
+            base_tau: options.base_tau.unwrap_or(config.base_tau),
+            adapter_mu: config.adapter_mu,
+            adapter_tau: config.adapter_tau,
+        }
+    }
 }
 
 /// Reference outputs for one candidate.
