@@ -23,6 +23,8 @@ fn in_range(x: f32) -> bool {
 }
 
 impl Element for f16 {
+    const PRECISION: super::Precision = super::Precision::F16;
+
     fn tile(kernel: CpuKernel) -> Option<Tile<f16>> {
         #[cfg(target_arch = "x86_64")]
         if kernel == CpuKernel::Avx512

@@ -135,7 +135,8 @@ pub(crate) struct FoldedWeights<E> {
 impl<E: Element> FoldedWeights<E> {
     /// Errors: Unsupported when this CPU cannot run `kernel` at this precision, or a weight is
     /// out of the precision's range.
-    pub(crate) fn new(adapter: &Adapter, kernel: CpuKernel, precision: Precision) -> Result<Arc<Self>> {
+    pub(crate) fn new(adapter: &Adapter, kernel: CpuKernel) -> Result<Arc<Self>> {
+        let precision = E::PRECISION;
         let tile = E::tile(kernel).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unsupported,
@@ -567,15 +568,24 @@ fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: 
 /// and for the helper threads it may start within one query.
 pub(crate) struct FoldedEngine<E> {
     w: Arc<FoldedWeights<E>>,
-    precision: Precision,
     plan: QueryPlan<E>,
     scratch: Vec<BlockScratch<E>>,
 }
 
 impl<E: Element> FoldedEngine<E> {
-    pub(crate) fn new(w: Arc<FoldedWeights<E>>, precision: Precision) -> Self {
-        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w, precision }
+    pub(crate) fn new(w: Arc<FoldedWeights<E>>) -> Self {
+        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w }
     }
+}
+
+/// `threads` folded engines over `adapter` on `kernel`, sharing its packed weights.
+pub(crate) fn engines<E: Element>(
+    adapter: &Adapter,
+    kernel: CpuKernel,
+    threads: usize,
+) -> Result<Vec<Box<dyn Engine>>> {
+    let weights = FoldedWeights::<E>::new(adapter, kernel)?;
+    Ok((0..threads).map(|_| Box::new(FoldedEngine::new(weights.clone())) as Box<dyn Engine>).collect())
 }
 
 impl<E: Element> Engine for FoldedEngine<E> {
@@ -588,7 +598,7 @@ impl<E: Element> Engine for FoldedEngine<E> {
     }
 
     fn precision(&self) -> Precision {
-        self.precision
+        E::PRECISION
     }
 
     fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()> {
@@ -634,7 +644,7 @@ impl<E: Element> Engine for FoldedEngine<E> {
                 self.scratch[..threads].iter().find_map(|s| s.out_of_range).map_or(Ok(()), Err)
             };
             if let Err(failure) = scored {
-                return Err(out_of_range(failure, self.precision, qi, start));
+                return Err(out_of_range(failure, E::PRECISION, qi, start));
             }
             start += k;
         }

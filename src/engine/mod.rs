@@ -170,14 +170,8 @@ pub(crate) fn select(adapter: &Adapter, request: EngineRequest) -> Result<(Vec<B
                 (None, _) => (CpuKernel::Avx512, "the one with f16 arithmetic (AVX512-FP16)"),
             };
             let engines: Vec<Box<dyn Engine>> = match precision {
-                Precision::F32 => {
-                    let weights = folded::FoldedWeights::<f32>::new(adapter, kernel, precision)?;
-                    (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone(), precision)) as _).collect()
-                }
-                Precision::F16 => {
-                    let weights = folded::FoldedWeights::<half::f16>::new(adapter, kernel, precision)?;
-                    (0..threads).map(|_| Box::new(folded::FoldedEngine::new(weights.clone(), precision)) as _).collect()
-                }
+                Precision::F32 => folded::engines::<f32>(adapter, kernel, threads)?,
+                Precision::F16 => folded::engines::<half::f16>(adapter, kernel, threads)?,
                 Precision::Bf16 => {
                     return Err(Error::new(
                         ErrorKind::Unsupported,

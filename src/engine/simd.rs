@@ -110,6 +110,8 @@ type TileFn<E> = unsafe fn(*const E, *const E, usize, *mut f32, bool, Option<&mu
 /// The element type of packed weights and candidates: `f32`, or IEEE half ([`half::f16`]) for
 /// sessions at f16 precision. Everything else (bias, heads, sums, outputs) stays f32.
 pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
+    /// The session precision this element type implements.
+    const PRECISION: super::Precision;
     /// The tile of `kernel` for this element type, or `None` where this CPU cannot run it.
     fn tile(kernel: CpuKernel) -> Option<Tile<Self>>;
     /// `x` in this type; `None` when it is out of range (f16: |x| > 65504).
@@ -125,6 +127,8 @@ pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
 }
 
 impl Element for f32 {
+    const PRECISION: super::Precision = super::Precision::F32;
+
     fn tile(kernel: CpuKernel) -> Option<Tile<f32>> {
         Tile::new(kernel)
     }
