@@ -32,7 +32,7 @@ impl Element for f16 {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512fp16")
         {
-            return Some(Tile { mr: fp16::MR, nr: fp16::NR, run: fp16::tile });
+            return Some(Tile { mr: fp16::MR, nr: fp16::NR, run: fp16::tile, fold: fp16::fold });
         }
         let _ = kernel;
         None
@@ -44,33 +44,6 @@ impl Element for f16 {
 
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
-    }
-
-    fn fold_row(m: &mut [f16], v: &mut [f32], diff: &[f16], prod: &[f16], sum: &[f16], x: f32) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F detected just now.
-            return unsafe { fp16::fold_row(m, v, diff, prod, sum, x) };
-        }
-        let mut ok = true;
-        for ((((m, v), diff), prod), sum) in m.iter_mut().zip(v).zip(diff).zip(prod).zip(sum) {
-            let value = diff.to_f32() + x * prod.to_f32();
-            ok &= in_range(value);
-            *m = f16::from_f32(value);
-            *v += x * sum.to_f32();
-        }
-        ok
-    }
-
-    fn axpy(u: &mut [f32], x: f32, f: &[f16]) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F detected just now.
-            return unsafe { fp16::axpy(u, x, f) };
-        }
-        for (u, f) in u.iter_mut().zip(f) {
-            *u += x * f.to_f32();
-        }
     }
 
     fn scatter(dst: &mut [f16], stride: usize, c: &[f32]) -> bool {
@@ -90,7 +63,7 @@ impl Element for f16 {
 #[cfg(target_arch = "x86_64")]
 mod fp16 {
     use super::{f16, in_range, FLUSH};
-    use crate::engine::simd::{epilogue, Epilogue};
+    use crate::engine::simd::{epilogue, Epilogue, Fold};
     use std::arch::asm;
     use std::arch::x86_64::*;
 
@@ -114,6 +87,7 @@ mod fp16 {
         out: *mut f32,
         accumulate: bool,
         e: Option<&mut Epilogue<'_>>,
+        prefetch: *const u8,
     ) {
         // SAFETY (every block below): offsets stay within the caller's lengths.
         let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
@@ -121,6 +95,8 @@ mod fp16 {
             out.fill(0.0);
         }
         let (mut a, mut b) = (a, b);
+        // A prefetch never faults, so with nothing to prefetch the tile re-reads `b`'s line.
+        let (mut prefetch, prefetch_step) = if prefetch.is_null() { (b.cast(), 0usize) } else { (prefetch, 64) };
         let mut left = n;
         while left > 0 {
             let steps = FLUSH.min(left);
@@ -155,6 +131,8 @@ mod fp16 {
                     "vfmadd231ph zmm21, zmm25, word ptr [{a} + 20]{{1to32}}",
                     "vfmadd231ph zmm22, zmm24, word ptr [{a} + 22]{{1to32}}",
                     "vfmadd231ph zmm23, zmm25, word ptr [{a} + 22]{{1to32}}",
+                    "prefetcht1 [{prefetch}]",
+                    "add {prefetch}, {prefetch_step}",
                     "add {a}, 24",
                     "add {b}, 128",
                     "dec {n}",
@@ -168,6 +146,8 @@ mod fp16 {
                     out("zmm24") _, out("zmm25") _,
                     a = inout(reg) a,
                     b = inout(reg) b,
+                    prefetch = inout(reg) prefetch,
+                    prefetch_step = in(reg) prefetch_step,
                     n = inout(reg) steps => _,
                     options(readonly, nostack),
                 );
@@ -202,53 +182,47 @@ mod fp16 {
         over == 0
     }
 
+    /// [`Fold`] for 64-wide panels: `v` and `u` stay in 8 registers, `m` is rounded to f16.
+    /// `false` when an `m` value is beyond the f16 range.
+    ///
     /// # Safety
-    /// AVX-512F present.
+    /// AVX-512F present; the lengths checked by [`crate::engine::simd::Tile::fold`].
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn fold_row(m: &mut [f16], v: &mut [f32], diff: &[f16], prod: &[f16], sum: &[f16], x: f32) -> bool {
-        let n = m.len();
-        assert!(v.len() == n && diff.len() == n && prod.len() == n && sum.len() == n);
-        let xv = _mm512_set1_ps(x);
-        let mut ok = true;
-        let mut j = 0;
-        // SAFETY (every block below): j + 16 <= n for every slice, checked above.
-        while j + 16 <= n {
-            unsafe {
-                let value = _mm512_fmadd_ps(xv, load(prod.as_ptr().add(j)), load(diff.as_ptr().add(j)));
-                ok &= all_in_range(value);
-                _mm256_storeu_si256(m.as_mut_ptr().add(j).cast(), _mm512_cvtps_ph::<ROUND>(value));
-                let acc = _mm512_fmadd_ps(xv, load(sum.as_ptr().add(j)), _mm512_loadu_ps(v.as_ptr().add(j)));
-                _mm512_storeu_ps(v.as_mut_ptr().add(j), acc);
+    pub unsafe fn fold(f: Fold<'_, f16>) -> bool {
+        const V: usize = NR / 16;
+        let dot = !f.u.is_empty();
+        let row = if dot { 4 * NR } else { 3 * NR };
+        // SAFETY (every block below): offsets within `NR`-wide rows of the checked lengths.
+        let mut v: [__m512; V] = std::array::from_fn(|c| unsafe { _mm512_loadu_ps(f.v.as_ptr().add(16 * c)) });
+        let mut u = [_mm512_setzero_ps(); V];
+        if dot {
+            u = std::array::from_fn(|c| unsafe { _mm512_loadu_ps(f.u.as_ptr().add(16 * c)) });
+        }
+        let mut in_range = true;
+        for ((w, m), &x) in f.weights.chunks_exact(row).zip(f.m.chunks_exact_mut(NR)).zip(f.q) {
+            let xv = _mm512_set1_ps(x);
+            let w = w.as_ptr();
+            for c in 0..V {
+                unsafe {
+                    let value = _mm512_fmadd_ps(xv, load(w.add(NR + 16 * c)), load(w.add(16 * c)));
+                    in_range &= all_in_range(value);
+                    _mm256_storeu_si256(m.as_mut_ptr().add(16 * c).cast(), _mm512_cvtps_ph::<ROUND>(value));
+                    v[c] = _mm512_fmadd_ps(xv, load(w.add(2 * NR + 16 * c)), v[c]);
+                    if dot {
+                        u[c] = _mm512_fmadd_ps(xv, load(w.add(3 * NR + 16 * c)), u[c]);
+                    }
+                }
             }
-            j += 16;
         }
-        for j in j..n {
-            let value = diff[j].to_f32() + x * prod[j].to_f32();
-            ok &= in_range(value);
-            m[j] = f16::from_f32(value);
-            v[j] += x * sum[j].to_f32();
-        }
-        ok
-    }
-
-    /// # Safety
-    /// AVX-512F present.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn axpy(u: &mut [f32], x: f32, f: &[f16]) {
-        let n = u.len().min(f.len());
-        let xv = _mm512_set1_ps(x);
-        let mut j = 0;
-        while j + 16 <= n {
-            // SAFETY: j + 16 <= n.
+        for c in 0..V {
             unsafe {
-                let acc = _mm512_fmadd_ps(xv, load(f.as_ptr().add(j)), _mm512_loadu_ps(u.as_ptr().add(j)));
-                _mm512_storeu_ps(u.as_mut_ptr().add(j), acc);
+                _mm512_storeu_ps(f.v.as_mut_ptr().add(16 * c), v[c]);
+                if dot {
+                    _mm512_storeu_ps(f.u.as_mut_ptr().add(16 * c), u[c]);
+                }
             }
-            j += 16;
         }
-        for j in j..n {
-            u[j] += x * f[j].to_f32();
-        }
+        in_range
     }
 
     /// # Safety
@@ -282,7 +256,7 @@ mod fp16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::simd::{Epilogue, LANES};
+    use crate::engine::simd::{Epilogue, Fold, LANES};
     use crate::model::Activation;
 
     /// The f16 tile against float64 on values rounded to f16, over reductions around [`FLUSH`],
@@ -311,7 +285,7 @@ mod tests {
                 rows: mr,
                 non_finite: false,
             };
-            tile.run(&a, &b, n, &mut out, false, Some(&mut e));
+            tile.run(&a, &b, n, &mut out, false, Some(&mut e), std::ptr::null());
             assert!(!e.non_finite);
             for r in 0..mr {
                 let mut head_sum = 0.0f64;
@@ -344,19 +318,42 @@ mod tests {
             let mut big = c.clone();
             big[len - 1] = -1e5;
             assert!(!f16::scatter(&mut dst, 3, &big));
+        }
+    }
 
-            let diff: Vec<f16> = (0..len).map(|i| f16::from_f32(i as f32)).collect();
-            let prod: Vec<f16> = (0..len).map(|i| f16::from_f32(1.0 + i as f32)).collect();
-            let (mut m, mut v) = (vec![f16::ZERO; len], vec![1.0f32; len]);
-            assert!(f16::fold_row(&mut m, &mut v, &diff, &prod, &prod, 2.0));
-            for j in 0..len {
-                assert_eq!(m[j].to_f32(), j as f32 + 2.0 * (1.0 + j as f32));
-                assert_eq!(v[j], 1.0 + 2.0 * (1.0 + j as f32));
+    /// The f16 fold on small integers (exact in f16), with and without `W₂ᵀ`, and its refusal
+    /// of an `M_q` value beyond the f16 range.
+    #[test]
+    fn the_f16_fold_is_exact_on_small_integers_and_refuses_overflow() {
+        let Some(tile) = f16::tile(CpuKernel::Avx512) else {
+            println!("skipped: this CPU has no AVX512-FP16");
+            return;
+        };
+        let nr = tile.nr;
+        for (d, streams) in [(1, 3), (5, 4), (9, 3)] {
+            let weight = |p: usize, s: usize, j: usize| ((p * 7 + s * 3 + j) % 11) as f32 - 5.0;
+            let weights: Vec<f16> = (0..d * streams * nr)
+                .map(|i| f16::from_f32(weight(i / (streams * nr), i / nr % streams, i % nr)))
+                .collect();
+            let q: Vec<f32> = (0..d).map(|p| p as f32 - 2.0).collect();
+            let (mut m, mut v, mut u) = (vec![f16::ZERO; d * nr], vec![1.0f32; nr], vec![0.5f32; nr]);
+            let u_len = if streams == 4 { nr } else { 0 };
+            let fold = Fold { weights: &weights, q: &q, m: &mut m, v: &mut v, u: &mut u[..u_len] };
+            assert!(tile.fold(fold));
+            for j in 0..nr {
+                let mut want_v = 1.0;
+                let mut want_u = 0.5;
+                for p in 0..d {
+                    assert_eq!(m[p * nr + j].to_f32(), weight(p, 0, j) + q[p] * weight(p, 1, j));
+                    want_v += q[p] * weight(p, 2, j);
+                    want_u += q[p] * weight(p, 3, j);
+                }
+                assert_eq!(v[j], want_v);
+                assert_eq!(u[j], if streams == 4 { want_u } else { 0.5 });
             }
-            assert!(!f16::fold_row(&mut m, &mut v, &diff, &prod, &prod, 1e5));
-            let mut u = vec![0.5f32; len];
-            f16::axpy(&mut u, 2.0, &prod);
-            assert!(u.iter().enumerate().all(|(j, &u)| u == 0.5 + 2.0 * (1.0 + j as f32)));
+            let huge = vec![1e5f32; d];
+            let fold = Fold { weights: &weights, q: &huge, m: &mut m, v: &mut v, u: &mut u[..u_len] };
+            assert!(!tile.fold(fold));
         }
     }
 }

@@ -20,7 +20,7 @@
 //! that `E` cannot hold, or a sum that overflows it, is an error naming the query.
 
 use super::reference::cosine;
-use super::simd::{CpuKernel, Element, Epilogue, Tile, LANES};
+use super::simd::{CpuKernel, Element, Epilogue, Fold, Tile, LANES};
 use super::{Engine, EngineKind, PairRaw, Precision};
 use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
@@ -44,13 +44,17 @@ const CHUNK_BYTES: usize = 24 * 1024;
 /// and losing the fused fold cost more than the second core gains (measured at d = h = 384, 768).
 const MIN_ROWS_PER_THREAD: usize = 256;
 
-/// Packs the `n × cols` matrix `value(p, j)` into panels of `nr` columns, `[panel][n][nr]`,
-/// zero beyond `cols`; `None` when a value is out of `E`'s range.
-fn pack_panels<E: Element>(n: usize, cols: usize, nr: usize, value: impl Fn(usize, usize) -> f32) -> Option<Vec<E>> {
+/// A function `(p, j)` giving element `p, j` of an `n × cols` matrix.
+type Matrix<'a> = &'a dyn Fn(usize, usize) -> f32;
+
+/// Packs `n × cols` matrices into panels of `nr` columns with the matrices' rows interleaved,
+/// `[panel][n][matrix][nr]`, zero beyond `cols`; `None` when a value is out of `E`'s range.
+fn pack_panels<E: Element>(n: usize, cols: usize, nr: usize, matrices: &[Matrix<'_>]) -> Option<Vec<E>> {
     let panels = cols.div_ceil(nr);
-    let mut packed = vec![E::default(); panels * n * nr];
-    for (panel, block) in packed.chunks_exact_mut(n * nr).enumerate() {
-        for (p, row) in block.chunks_exact_mut(nr).enumerate() {
+    let mut packed = vec![E::default(); panels * n * matrices.len() * nr];
+    for (panel, block) in packed.chunks_exact_mut(n * matrices.len() * nr).enumerate() {
+        for (i, row) in block.chunks_exact_mut(nr).enumerate() {
+            let (p, value) = (i / matrices.len(), matrices[i % matrices.len()]);
             for (jj, x) in row.iter_mut().enumerate().take(cols - panel * nr) {
                 *x = E::from_f32(value(p, panel * nr + jj))?;
             }
@@ -116,12 +120,10 @@ pub(crate) struct FoldedWeights<E> {
     chunk: usize,
     activation: Activation,
     similarity: Similarity,
-    /// Layer-1 panels `[panel][d][NR]`: `(W_c − W_a)ᵀ`, `W_bᵀ`, `(W_a + W_c)ᵀ`.
-    w_diff: Vec<E>,
-    w_prod: Vec<E>,
-    w_sum: Vec<E>,
-    /// `fc2.weight` in layer-1 panels (dot only), so `u_q = W₂ᵀq` folds with the rest.
-    fc2_by_hidden: Vec<E>,
+    /// What a query folds into, `[panel][d][S][NR]` (see [`Fold`]): `(W_c − W_a)ᵀ`, `W_bᵀ`,
+    /// `(W_a + W_c)ᵀ` and, for dot similarity, `fc2.weight` (so `u_q = W₂ᵀq` folds with the
+    /// rest), interleaved row by row so that a panel's fold reads one stream.
+    fold: Vec<E>,
     /// `fc2.weightᵀ` in panels of `NR` output dimensions, `[panel][h][NR]` (cosine only).
     fc2_by_output: Vec<E>,
     /// `[panels · NR]`, zero beyond h.
@@ -167,14 +169,16 @@ impl<E: Element> FoldedWeights<E> {
         let fc2 = |t: usize, j: usize| w.fc2_weight[t * h + j];
         let dot = config.similarity == Similarity::Dot;
         let mut classifier: Vec<f32> =
-            pack_panels(4, h, nr, |class, j| w.classifier_weight[class * h + j]).expect("f32 holds every f32");
+            pack_panels(4, h, nr, &[&|class, j| w.classifier_weight[class * h + j]]).expect("f32 holds every f32");
         classifier.shrink_to_fit();
         let mut fc1_bias = w.fc1_bias.clone();
         fc1_bias.resize(h.div_ceil(nr) * nr, 0.0);
         let size = std::mem::size_of::<E>();
         let rows = (BLOCK_BYTES / (size * d.max(1))).clamp(tile.mr, MAX_BLOCK_ROWS);
-        let panels =
-            |n, cols, value: &dyn Fn(usize, usize) -> f32| pack_panels(n, cols, nr, value).ok_or_else(out_of_range);
+        let panels = |n, cols, matrices: &[Matrix<'_>]| pack_panels(n, cols, nr, matrices).ok_or_else(out_of_range);
+        let diff = |t, j| fc1(2, t, j) - fc1(0, t, j);
+        let prod = |t, j| fc1(1, t, j);
+        let sum = |t, j| fc1(0, t, j) + fc1(2, t, j);
         Ok(Arc::new(FoldedWeights {
             kernel,
             tile,
@@ -185,16 +189,19 @@ impl<E: Element> FoldedWeights<E> {
             chunk: (CHUNK_BYTES / (size * nr)).max(1),
             activation: config.activation,
             similarity: config.similarity,
-            w_diff: panels(d, h, &|t, j| fc1(2, t, j) - fc1(0, t, j))?,
-            w_prod: panels(d, h, &|t, j| fc1(1, t, j))?,
-            w_sum: panels(d, h, &|t, j| fc1(0, t, j) + fc1(2, t, j))?,
-            fc2_by_hidden: if dot { panels(d, h, &fc2)? } else { Vec::new() },
-            fc2_by_output: if dot { Vec::new() } else { panels(h, d, &|j, t| fc2(t, j))? },
+            fold: if dot { panels(d, h, &[&diff, &prod, &sum, &fc2])? } else { panels(d, h, &[&diff, &prod, &sum])? },
+            fc2_by_output: if dot { Vec::new() } else { panels(h, d, &[&|j, t| fc2(t, j)])? },
             fc1_bias,
             classifier,
             classifier_bias: [w.classifier_bias[0], w.classifier_bias[1], w.classifier_bias[2], w.classifier_bias[3]],
             fc2_bias: w.fc2_bias.clone(),
         }))
+    }
+
+    /// Panel `i` of the weights a query folds into.
+    fn fold_panel(&self, i: usize) -> &[E] {
+        let len = self.fold.len() / self.panels.max(1);
+        &self.fold[i * len..][..len]
     }
 
     /// The heads the epilogue sums per row: the classifier, plus `u_q` for dot similarity.
@@ -308,24 +315,14 @@ fn plan_panels<'a, E: Element>(
 /// Folds `q` into panel `i`: `M_q`'s columns, `v_q` and `u_q` for its `NR` hidden units.
 /// `false` when an `M_q` value is out of `E`'s range.
 fn fold_panel<E: Element>(w: &FoldedWeights<E>, q: &[f32], i: usize, panel: &mut PlanPanel<'_, E>) -> bool {
-    let (d, nr) = (w.dim, w.tile.nr);
-    let panel_of = i * d * nr..(i + 1) * d * nr;
-    let (diff, prod, sum) = (&w.w_diff[panel_of.clone()], &w.w_prod[panel_of.clone()], &w.w_sum[panel_of.clone()]);
-    let v_q = &mut *panel.v_q;
-    v_q.copy_from_slice(&w.fc1_bias[i * nr..][..nr]);
-    let mut in_range = true;
-    let rows = panel.m_q.chunks_exact_mut(nr).zip(diff.chunks_exact(nr)).zip(prod.chunks_exact(nr));
-    for (((m, diff), prod), (sum, &x)) in rows.zip(sum.chunks_exact(nr).zip(q)) {
-        in_range &= E::fold_row(m, v_q, diff, prod, sum, x);
-    }
-    if w.similarity == Similarity::Dot {
-        let u_q = &mut panel.heads[4 * nr..];
-        u_q.fill(0.0);
-        for (fc2, &x) in w.fc2_by_hidden[panel_of].chunks_exact(nr).zip(q) {
-            E::axpy(u_q, x, fc2);
-        }
-    }
-    in_range
+    let nr = w.tile.nr;
+    panel.v_q.copy_from_slice(&w.fc1_bias[i * nr..][..nr]);
+    let u_q = match w.similarity {
+        Similarity::Dot => &mut panel.heads[4 * nr..],
+        Similarity::Cosine => &mut [],
+    };
+    u_q.fill(0.0);
+    w.tile.fold(Fold { weights: w.fold_panel(i), q, m: panel.m_q, v: panel.v_q, u: u_q })
 }
 
 /// What made a query unscorable at the session's precision.
@@ -399,10 +396,20 @@ impl<E: Element> BlockScratch<E> {
 
     /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
     /// activation, then the heads summed into `sums` (and, for cosine, the hidden values kept).
-    fn layer1_panel(&mut self, w: &FoldedWeights<E>, n: usize, i: usize, (m_q, v_q, heads): (&[E], &[f32], &[f32])) {
+    /// Meanwhile the tiles prefetch `next` (the weights the next panel folds from), so that fold
+    /// finds them in L2 instead of waiting on memory.
+    fn layer1_panel(
+        &mut self,
+        w: &FoldedWeights<E>,
+        n: usize,
+        i: usize,
+        (m_q, v_q, heads): (&[E], &[f32], &[f32]),
+        next: &[E],
+    ) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
         let tiles = n.div_ceil(mr);
+        let mut prefetched = 0;
         // The reduction over d runs in chunks whose slice of the panel stays in L1 while every
         // tile of the block passes over it; each tile's partial sums wait in `tile_out`.
         for p0 in (0..d).step_by(w.chunk) {
@@ -421,7 +428,14 @@ impl<E: Element> BlockScratch<E> {
                 });
                 let a = &self.packed[(t * d + p0) * mr..][..len * mr];
                 let out = &mut self.tile_out[t * mr * nr..][..mr * nr];
-                w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut());
+                // Each step of the tile prefetches one cache line.
+                let prefetch = if prefetched < std::mem::size_of_val(next) {
+                    next.as_ptr().cast::<u8>().wrapping_add(prefetched)
+                } else {
+                    std::ptr::null()
+                };
+                prefetched += 64 * len;
+                w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut(), prefetch);
                 if epilogue.is_some_and(|e| e.non_finite) {
                     self.out_of_range.get_or_insert(OutOfRange::Layer1);
                 }
@@ -454,6 +468,7 @@ impl<E: Element> BlockScratch<E> {
                     &mut self.tile_out,
                     false,
                     None,
+                    std::ptr::null(),
                 );
                 let c = &self.packed[t * mr * d..][..mr * d];
                 for r in 0..mr.min(n - t * mr) {
@@ -508,7 +523,7 @@ fn score_range<E: Element>(
         let n = block_out.len();
         s.pack(w, q, batch, start, n);
         for i in 0..w.panels {
-            s.layer1_panel(w, n, i, plan.panel(w, i));
+            s.layer1_panel(w, n, i, plan.panel(w, i), &[]);
         }
         s.finish(w, plan, q, block_out);
         if let Some(failure) = s.out_of_range {
@@ -537,7 +552,8 @@ fn fold_and_score<E: Element>(
         if !fold_panel(w, q, i, &mut panel) {
             return Err(OutOfRange::Fold);
         }
-        s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads));
+        let next = if i + 1 < w.panels { w.fold_panel(i + 1) } else { &[] };
+        s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads), next);
     }
     s.finish(w, plan, q, out);
     s.out_of_range.map_or(Ok(()), Err)

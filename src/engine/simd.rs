@@ -103,9 +103,57 @@ impl CpuKernel {
 /// (4 cycles) on two FMA units, and within the 16 registers of AVX2.
 const CHAINS: usize = 12;
 
-/// A tile function: `(a, b, n, out, accumulate, epilogue)` with `a` of `n·MR`, `b` of `n·NR` and
-/// `out` of `MR·NR` values, all checked by [`Tile::run`].
-type TileFn<E> = unsafe fn(*const E, *const E, usize, *mut f32, bool, Option<&mut Epilogue<'_>>);
+/// A tile function: `(a, b, n, out, accumulate, epilogue, prefetch)` with `a` of `n·MR`, `b` of
+/// `n·NR` and `out` of `MR·NR` values, all checked by [`Tile::run`]. Unless `prefetch` is null,
+/// step `p` also asks for the cache line at `prefetch + 64·p` to be brought into L2.
+type TileFn<E> = unsafe fn(*const E, *const E, usize, *mut f32, bool, Option<&mut Epilogue<'_>>, *const u8);
+
+/// A fold function, checked by [`Tile::fold`].
+type FoldFn<E> = unsafe fn(Fold<'_, E>) -> bool;
+
+/// One panel of a query's fold (SPEC §8) for the tile's `NR` hidden units. `weights` is
+/// `[d][S][NR]`: for each input dimension `p`, that row of `W_c − W_a`, `W_b`, `W_a + W_c` and,
+/// for dot similarity (`S = 4`, `u` not empty), `W₂ᵀ`. For each `p`:
+/// `m[p] = diff[p] + q[p]·prod[p]`, `v += q[p]·sum[p]`, `u += q[p]·fc2[p]`. One stream of
+/// weights per panel, so the hardware prefetcher and [`Tile::run`]'s prefetch follow it.
+pub(crate) struct Fold<'a, E> {
+    pub weights: &'a [E],
+    pub q: &'a [f32],
+    pub m: &'a mut [E],
+    pub v: &'a mut [f32],
+    pub u: &'a mut [f32],
+}
+
+/// The portable fold in f32 for `NR`-wide panels.
+fn fold_f32<const NR: usize>(f: Fold<'_, f32>) -> bool {
+    let streams = if f.u.is_empty() { 3 } else { 4 };
+    let (mut v, mut u) = ([0.0f32; NR], [0.0f32; NR]);
+    v.copy_from_slice(f.v);
+    if streams == 4 {
+        u.copy_from_slice(f.u);
+    }
+    for ((w, m), &x) in f.weights.chunks_exact(streams * NR).zip(f.m.chunks_exact_mut(NR)).zip(f.q) {
+        // Fixed-size rows, so the loops below vectorise without run-time alias checks.
+        let m: &mut [f32; NR] = m.try_into().expect("NR values");
+        let row = |s: usize| -> &[f32; NR] { w[s * NR..][..NR].try_into().expect("NR values") };
+        let (diff, prod, sum) = (row(0), row(1), row(2));
+        for j in 0..NR {
+            m[j] = diff[j] + x * prod[j];
+            v[j] += x * sum[j];
+        }
+        if streams == 4 {
+            let fc2 = row(3);
+            for j in 0..NR {
+                u[j] += x * fc2[j];
+            }
+        }
+    }
+    f.v.copy_from_slice(&v);
+    if streams == 4 {
+        f.u.copy_from_slice(&u);
+    }
+    true
+}
 
 /// The element type of packed weights and candidates: `f32`, or IEEE half ([`half::f16`]) for
 /// sessions at f16 precision. Everything else (bias, heads, sums, outputs) stays f32.
@@ -117,11 +165,6 @@ pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
     /// `x` in this type; `None` when it is out of range (f16: |x| > 65504).
     fn from_f32(x: f32) -> Option<Self>;
     fn to_f32(self) -> f32;
-    /// One row of a query's fold: `m = diff + x·prod` and `v += x·sum` (all the same length).
-    /// `false` when an `m` value is out of range.
-    fn fold_row(m: &mut [Self], v: &mut [f32], diff: &[Self], prod: &[Self], sum: &[Self], x: f32) -> bool;
-    /// `u += x·f`.
-    fn axpy(u: &mut [f32], x: f32, f: &[Self]);
     /// `dst[p·stride] = c[p]` for every `p`; `false` when a value is out of range.
     fn scatter(dst: &mut [Self], stride: usize, c: &[f32]) -> bool;
 }
@@ -139,22 +182,6 @@ impl Element for f32 {
 
     fn to_f32(self) -> f32 {
         self
-    }
-
-    #[inline]
-    fn fold_row(m: &mut [f32], v: &mut [f32], diff: &[f32], prod: &[f32], sum: &[f32], x: f32) -> bool {
-        for ((((m, v), &diff), &prod), &sum) in m.iter_mut().zip(v).zip(diff).zip(prod).zip(sum) {
-            *m = diff + x * prod;
-            *v += x * sum;
-        }
-        true
-    }
-
-    #[inline]
-    fn axpy(u: &mut [f32], x: f32, f: &[f32]) {
-        for (u, &f) in u.iter_mut().zip(f) {
-            *u += x * f;
-        }
     }
 
     #[inline]
@@ -188,17 +215,16 @@ pub(crate) fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mu
     // Every loop below runs over whole LANES-wide chunks into LANES accumulators, so it
     // vectorises without reassociating a floating-point sum.
     let bias: &[f32; NR] = e.bias[..NR].try_into().expect("checked by Tile::run");
+    // `x·0` is 0 for a finite value and NaN otherwise; summed over the whole tile, reduced once.
+    let mut check = [0.0f32; LANES];
     for r in 0..e.rows.min(MR) {
         let x: &mut [f32; NR] = (&mut out[r * NR..][..NR]).try_into().expect("checked by Tile::run");
-        // `x·0` is 0 for a finite value and NaN otherwise.
-        let mut check = [0.0f32; LANES];
         for (x, bias) in x.chunks_exact_mut(LANES).zip(bias.chunks_exact(LANES)) {
             for l in 0..LANES {
                 x[l] += bias[l];
                 check[l] += x[l] * 0.0;
             }
         }
-        e.non_finite |= !check.iter().sum::<f32>().is_finite();
         match e.activation {
             Activation::Relu => x.iter_mut().for_each(|x| *x = x.max(0.0)),
             other => x.iter_mut().for_each(|x| *x = activate(other, *x)),
@@ -214,13 +240,15 @@ pub(crate) fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mu
             sums.copy_from_slice(&lanes);
         }
     }
+    e.non_finite |= !check.iter().sum::<f32>().is_finite();
 }
 
-/// One kernel's tile and its shape.
+/// One kernel's tile and its shape, with the fold that produces the tile's `b` panels.
 pub(crate) struct Tile<E> {
     pub mr: usize,
     pub nr: usize,
     pub(crate) run: TileFn<E>,
+    pub(crate) fold: FoldFn<E>,
 }
 
 impl<E> Clone for Tile<E> {
@@ -238,11 +266,13 @@ impl Tile<f32> {
             return None;
         }
         Some(match kernel {
-            CpuKernel::Portable => Tile { mr: portable::MR, nr: portable::NR, run: portable::tile },
+            CpuKernel::Portable => {
+                Tile { mr: portable::MR, nr: portable::NR, run: portable::tile, fold: portable::fold }
+            }
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx2 => Tile { mr: avx2::MR, nr: avx2::NR, run: avx2::tile },
+            CpuKernel::Avx2 => Tile { mr: avx2::MR, nr: avx2::NR, run: avx2::tile, fold: avx2::fold },
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx512 => Tile { mr: avx512::MR, nr: avx512::NR, run: avx512::tile },
+            CpuKernel::Avx512 => Tile { mr: avx512::MR, nr: avx512::NR, run: avx512::tile, fold: avx512::fold },
             #[cfg(not(target_arch = "x86_64"))]
             _ => return None,
         })
@@ -252,6 +282,9 @@ impl Tile<f32> {
 impl<E: Element> Tile<E> {
     /// `out[r·NR + j] = Σ_{p<n} a[p·MR + r] · b[p·NR + j]` (added to `out`'s values when
     /// `accumulate`, so a long reduction can run in chunks), then the epilogue if there is one.
+    /// Meanwhile it prefetches `n` cache lines from `prefetch` into L2 (none when null): the
+    /// tile is bound by arithmetic, so memory the next step needs can stream in beside it.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn run(
         &self,
@@ -261,6 +294,7 @@ impl<E: Element> Tile<E> {
         out: &mut [f32],
         accumulate: bool,
         epilogue: Option<&mut Epilogue<'_>>,
+        prefetch: *const u8,
     ) {
         assert!(a.len() >= n * self.mr && b.len() >= n * self.nr && out.len() >= self.mr * self.nr);
         if let Some(e) = &epilogue {
@@ -270,7 +304,18 @@ impl<E: Element> Tile<E> {
         }
         // SAFETY: the lengths are checked above, and `Tile::new` hands out an instruction-set
         // kernel only after run-time detection found that instruction set.
-        unsafe { (self.run)(a.as_ptr(), b.as_ptr(), n, out.as_mut_ptr(), accumulate, epilogue) }
+        unsafe { (self.run)(a.as_ptr(), b.as_ptr(), n, out.as_mut_ptr(), accumulate, epilogue, prefetch) }
+    }
+
+    /// Folds a query into one panel (see [`Fold`]); `false` when an `m` value is out of `E`'s
+    /// range.
+    pub(crate) fn fold(&self, f: Fold<'_, E>) -> bool {
+        let nr = self.nr;
+        let streams = if f.u.is_empty() { 3 } else { 4 };
+        assert!(f.v.len() == nr && (f.u.is_empty() || f.u.len() == nr));
+        assert!(f.m.len() == f.q.len() * nr && f.weights.len() == f.q.len() * streams * nr);
+        // SAFETY: as for `run`.
+        unsafe { (self.fold)(f) }
     }
 }
 
@@ -301,6 +346,7 @@ mod portable {
         out: *mut f32,
         accumulate: bool,
         e: Option<&mut super::Epilogue<'_>>,
+        _prefetch: *const u8,
     ) {
         // SAFETY: the caller's lengths.
         let (a, b) = unsafe { (std::slice::from_raw_parts(a, n * MR), std::slice::from_raw_parts(b, n * NR)) };
@@ -320,6 +366,12 @@ mod portable {
         if let Some(e) = e {
             super::epilogue::<MR, NR>(out, e);
         }
+    }
+
+    /// # Safety
+    /// None beyond [`super::Tile::fold`]'s checks.
+    pub unsafe fn fold(f: super::Fold<'_, f32>) -> bool {
+        super::fold_f32::<NR>(f)
     }
 }
 
@@ -364,6 +416,7 @@ macro_rules! x86_kernel {
                 out: *mut f32,
                 accumulate: bool,
                 e: Option<&mut super::Epilogue<'_>>,
+                prefetch: *const u8,
             ) {
                 // SAFETY (every block below): offsets stay within the caller's lengths.
                 let mut acc = [[$zero(); 2]; MR];
@@ -373,6 +426,10 @@ macro_rules! x86_kernel {
                     }
                 }
                 for p in 0..n {
+                    if !prefetch.is_null() {
+                        // A hint: it never faults, whatever the address.
+                        _mm_prefetch::<_MM_HINT_T1>(prefetch.wrapping_add(64 * p).cast());
+                    }
                     let (b0, b1) = unsafe { ($load(b.add(p * NR)), $load(b.add(p * NR + $lanes))) };
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let x = $set1(unsafe { *a.add(p * MR + r) });
@@ -389,6 +446,44 @@ macro_rules! x86_kernel {
                 if let Some(e) = e {
                     super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
                 }
+            }
+
+            /// [`super::Fold`] with `v` and `u` in registers for the whole panel.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU has ", $feature, "; the lengths checked by `Tile::fold`.")]
+            #[target_feature(enable = $feature)]
+            pub unsafe fn fold(f: super::Fold<'_, f32>) -> bool {
+                let dot = !f.u.is_empty();
+                let row = if dot { 4 * NR } else { 3 * NR };
+                // SAFETY (every block below): offsets within `NR`-wide rows of the checked lengths.
+                let mut v = [0, 1].map(|c| unsafe { $load(f.v.as_ptr().add(c * $lanes)) });
+                let mut u = [$zero(); 2];
+                if dot {
+                    u = [0, 1].map(|c| unsafe { $load(f.u.as_ptr().add(c * $lanes)) });
+                }
+                for ((w, m), &x) in f.weights.chunks_exact(row).zip(f.m.chunks_exact_mut(NR)).zip(f.q) {
+                    let (x, w, m) = ($set1(x), w.as_ptr(), m.as_mut_ptr());
+                    for c in 0..2 {
+                        let o = c * $lanes;
+                        unsafe {
+                            $store(m.add(o), $fmadd(x, $load(w.add(NR + o)), $load(w.add(o))));
+                            v[c] = $fmadd(x, $load(w.add(2 * NR + o)), v[c]);
+                            if dot {
+                                u[c] = $fmadd(x, $load(w.add(3 * NR + o)), u[c]);
+                            }
+                        }
+                    }
+                }
+                for c in 0..2 {
+                    unsafe {
+                        $store(f.v.as_mut_ptr().add(c * $lanes), v[c]);
+                        if dot {
+                            $store(f.u.as_mut_ptr().add(c * $lanes), u[c]);
+                        }
+                    }
+                }
+                true
             }
         }
     };
@@ -421,7 +516,7 @@ mod tests {
                 let a: Vec<f32> = (0..n * tile.mr).map(value).collect();
                 let b: Vec<f32> = (0..n * tile.nr).map(|i| value(i + 5)).collect();
                 let mut out = vec![f32::NAN; tile.mr * tile.nr];
-                tile.run(&a, &b, n, &mut out, false, None);
+                tile.run(&a, &b, n, &mut out, false, None, std::ptr::null());
                 for r in 0..tile.mr {
                     for j in 0..tile.nr {
                         let want: f64 = (0..n).map(|p| a[p * tile.mr + r] as f64 * b[p * tile.nr + j] as f64).sum();
@@ -429,6 +524,42 @@ mod tests {
                         assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{kernel:?} n={n} r={r} j={j}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Every available kernel's fold against float64, with and without `W₂ᵀ`, and with a
+    /// prefetch that runs past the end of its buffer (a hint, which must not fault).
+    #[test]
+    fn folds_match_float64() {
+        for kernel in CpuKernel::ALL.into_iter().filter(|k| k.is_available()) {
+            let tile = Tile::new(kernel).unwrap();
+            let nr = tile.nr;
+            for (d, streams) in [(1, 4), (7, 3), (33, 4)] {
+                let value = |i: usize| ((i * 7919 % 113) as f32 - 56.0) / 37.0;
+                let weights: Vec<f32> = (0..d * streams * nr).map(value).collect();
+                let w = |p: usize, s: usize, j: usize| weights[(p * streams + s) * nr + j] as f64;
+                let q: Vec<f32> = (0..d).map(|p| value(p + 11)).collect();
+                let (mut m, mut v, mut u) = (vec![f32::NAN; d * nr], vec![0.5f32; nr], vec![-0.25f32; nr]);
+                let u_len = if streams == 4 { nr } else { 0 };
+                assert!(tile.fold(Fold { weights: &weights, q: &q, m: &mut m, v: &mut v, u: &mut u[..u_len] }));
+                for j in 0..nr {
+                    let (mut want_v, mut want_u) = (0.5f64, -0.25f64);
+                    for p in 0..d {
+                        let want_m = w(p, 0, j) + q[p] as f64 * w(p, 1, j);
+                        assert!((m[p * nr + j] as f64 - want_m).abs() <= 1e-5 * (1.0 + want_m.abs()), "{kernel:?}");
+                        want_v += q[p] as f64 * w(p, 2, j);
+                        if streams == 4 {
+                            want_u += q[p] as f64 * w(p, 3, j);
+                        }
+                    }
+                    assert!((v[j] as f64 - want_v).abs() <= 1e-4 * (1.0 + want_v.abs()), "{kernel:?} d={d}");
+                    assert!((u[j] as f64 - want_u).abs() <= 1e-4 * (1.0 + want_u.abs()), "{kernel:?} d={d}");
+                }
+                let a = vec![1.0f32; d * tile.mr];
+                let mut out = vec![0.0f32; tile.mr * nr];
+                tile.run(&a, &m, d, &mut out, false, None, weights[weights.len() - 1..].as_ptr().cast());
+                assert!(out.iter().all(|x| x.is_finite()));
             }
         }
     }
@@ -460,7 +591,7 @@ mod tests {
                         rows,
                         non_finite: false,
                     };
-                    tile.run(&a, &b, n, &mut out, false, Some(&mut e));
+                    tile.run(&a, &b, n, &mut out, false, Some(&mut e), std::ptr::null());
                     for r in 0..rows {
                         let x: Vec<f64> = (0..nr)
                             .map(|j| {
