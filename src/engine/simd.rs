@@ -214,30 +214,39 @@ pub(crate) struct Epilogue<'a> {
 pub(crate) fn epilogue<const MR: usize, const NR: usize>(out: &mut [f32], e: &mut Epilogue<'_>) {
     // Every loop below runs over whole LANES-wide chunks into LANES accumulators, so it
     // vectorises without reassociating a floating-point sum.
-    let bias: &[f32; NR] = e.bias[..NR].try_into().expect("checked by Tile::run");
+    // The arithmetic runs on local copies: the compiler cannot tell that `out`, `bias`, `heads`
+    // and `sums` do not overlap, and would otherwise not vectorise it.
+    let mut bias = [0.0f32; NR];
+    bias.copy_from_slice(&e.bias[..NR]);
+    let (bias, _) = bias.as_chunks::<LANES>();
     // `x·0` is 0 for a finite value and NaN otherwise; summed over the whole tile, reduced once.
     let mut check = [0.0f32; LANES];
     for r in 0..e.rows.min(MR) {
-        let x: &mut [f32; NR] = (&mut out[r * NR..][..NR]).try_into().expect("checked by Tile::run");
-        for (x, bias) in x.chunks_exact_mut(LANES).zip(bias.chunks_exact(LANES)) {
+        let row = &mut out[r * NR..][..NR];
+        let mut x = [0.0f32; NR];
+        x.copy_from_slice(row);
+        let (x, _) = x.as_chunks_mut::<LANES>();
+        for (x, bias) in x.iter_mut().zip(bias) {
             for l in 0..LANES {
                 x[l] += bias[l];
                 check[l] += x[l] * 0.0;
             }
         }
         match e.activation {
-            Activation::Relu => x.iter_mut().for_each(|x| *x = x.max(0.0)),
-            other => x.iter_mut().for_each(|x| *x = activate(other, *x)),
+            Activation::Relu => x.as_flattened_mut().iter_mut().for_each(|x| *x = x.max(0.0)),
+            other => x.as_flattened_mut().iter_mut().for_each(|x| *x = activate(other, *x)),
         }
+        row.copy_from_slice(x.as_flattened());
         for (h, head) in e.heads.chunks_exact(NR).enumerate() {
-            let sums = &mut e.sums[r * e.stride + h * LANES..][..LANES];
-            let mut lanes: [f32; LANES] = (&*sums).try_into().expect("checked by Tile::run");
-            for (x, head) in x.chunks_exact(LANES).zip(head.chunks_exact(LANES)) {
+            let sums: &mut [f32; LANES] =
+                (&mut e.sums[r * e.stride + h * LANES..][..LANES]).try_into().expect("checked by Tile::run");
+            let mut lanes = *sums;
+            for (x, head) in x.iter().zip(head.as_chunks::<LANES>().0) {
                 for l in 0..LANES {
                     lanes[l] += x[l] * head[l];
                 }
             }
-            sums.copy_from_slice(&lanes);
+            *sums = lanes;
         }
     }
     e.non_finite |= !check.iter().sum::<f32>().is_finite();
