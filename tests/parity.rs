@@ -684,11 +684,14 @@ fn f16_precision_meets_the_reduced_precision_contract() {
     // Values f16 cannot hold are errors that say so, never a silently wrong order.
     let fix = Fixture::random(&mut rng, 8, 70, AdapterConfig::default(), 1.0);
     let mut session = Session::new(fix.adapter.clone(), options(1)).expect("f16 session");
-    let (q, mut c) = (vec![0.1f32; 8], vec![0.1f32; 3 * 8]);
-    c[2 * 8 + 5] = 1e5;
-    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    assert!(e.message().contains("candidate 2") && e.message().contains("f16"), "{e}");
+    // Candidates are packed four rows at a time where they can be: the error still names the row.
+    for (k, bad, column) in [(3, 2, 5), (14, 6, 5), (14, 9, 0), (14, 13, 7)] {
+        let (q, mut c) = (vec![0.1f32; 8], vec![0.1f32; k * 8]);
+        c[bad * 8 + column] = -1e5;
+        let e = session.rerank(&Batch::dense(8, &q, &[k], &c), &ScoreOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains(&format!("candidate {bad}:")) && e.message().contains("f16"), "{e}");
+    }
     let (q, c) = (vec![1e6f32; 8], vec![0.1f32; 3 * 8]);
     let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");

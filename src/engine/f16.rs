@@ -57,6 +57,15 @@ impl Element for f16 {
         }
         c.iter().all(|&x| in_range(x))
     }
+
+    fn scatter4(dst: &mut [f16], stride: usize, rows: [&[f32]; 4]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F detected just now.
+            return unsafe { fp16::scatter4(dst, stride, rows) };
+        }
+        rows.into_iter().enumerate().fold(true, |ok, (i, row)| Self::scatter(&mut dst[i..], stride, row) & ok)
+    }
 }
 
 /// cbindgen:ignore
@@ -228,6 +237,33 @@ mod fp16 {
     /// # Safety
     /// AVX-512F present.
     #[target_feature(enable = "avx512f")]
+    pub unsafe fn scatter4(dst: &mut [f16], stride: usize, rows: [&[f32]; 4]) -> bool {
+        let n = rows[0].len();
+        assert!(rows.iter().all(|r| r.len() == n) && (n == 0 || (n - 1) * stride + 4 <= dst.len()));
+        let limit = _mm_set1_ps(super::F16_MAX);
+        let mut over = _mm_setzero_ps();
+        let mut p = 0;
+        while p + 4 <= n {
+            // SAFETY: p + 4 <= n, and (p + 3)·stride + 4 <= dst.len() by the assertion.
+            unsafe {
+                for (j, column) in crate::engine::simd::transpose4(rows, p).into_iter().enumerate() {
+                    over = _mm_or_ps(over, _mm_cmpgt_ps(_mm_andnot_ps(_mm_set1_ps(-0.0), column), limit));
+                    let halves = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(column);
+                    _mm_storel_epi64(dst.as_mut_ptr().add((p + j) * stride).cast(), halves);
+                }
+            }
+            p += 4;
+        }
+        let mut ok = _mm_movemask_ps(over) == 0;
+        for (i, row) in rows.into_iter().enumerate().filter(|_| p < n) {
+            ok &= unsafe { scatter(&mut dst[p * stride + i..], stride, &row[p..]) };
+        }
+        ok
+    }
+
+    /// # Safety
+    /// AVX-512F present.
+    #[target_feature(enable = "avx512f")]
     pub unsafe fn scatter(dst: &mut [f16], stride: usize, c: &[f32]) -> bool {
         assert!(c.is_empty() || (c.len() - 1) * stride < dst.len());
         let mut ok = true;
@@ -318,6 +354,19 @@ mod tests {
             let mut big = c.clone();
             big[len - 1] = -1e5;
             assert!(!f16::scatter(&mut dst, 3, &big));
+
+            // Four rows at once, through whole 4 × 4 transposes and the tail.
+            let rows: Vec<Vec<f32>> = (0..4).map(|i| c.iter().map(|x| x + i as f32).collect()).collect();
+            let mut dst = vec![f16::ZERO; len * 6];
+            assert!(f16::scatter4(&mut dst, 6, [&rows[0], &rows[1], &rows[2], &rows[3]]));
+            for (p, i) in (0..len).flat_map(|p| (0..4).map(move |i| (p, i))) {
+                assert_eq!(dst[p * 6 + i].to_f32(), rows[i][p]);
+            }
+            for at in [0, len - 1] {
+                let mut big = rows[2].clone();
+                big[at] = 7e4;
+                assert!(!f16::scatter4(&mut dst, 6, [&rows[0], &rows[1], &big, &rows[3]]));
+            }
         }
     }
 

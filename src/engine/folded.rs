@@ -373,22 +373,32 @@ impl<E: Element> BlockScratch<E> {
     fn pack(&mut self, w: &FoldedWeights<E>, q: &[f32], batch: &Batch<'_>, first: usize, n: usize) {
         let (d, mr) = (w.dim, w.tile.mr);
         self.out_of_range = None;
-        let mut rows = (first..first + n).map(|i| batch.candidate(i)).enumerate();
         for (t, tile) in self.packed[..n.div_ceil(mr) * mr * d].chunks_exact_mut(mr * d).enumerate() {
-            for r in 0..mr {
-                match rows.next() {
-                    Some((i, c)) => {
-                        if !E::scatter(&mut tile[r..], mr, c) {
-                            self.out_of_range.get_or_insert(OutOfRange::Candidate(first + i));
-                        }
-                        self.q_dot_c[i] = lane_dot(q, c);
-                        if w.similarity == Similarity::Cosine {
-                            self.c_sq[i] = lane_dot(c, c);
-                        }
-                    }
-                    None => (0..d).for_each(|p| tile[p * mr + r] = E::default()),
+            let rows = (t * mr..n.min((t + 1) * mr)).map(|i| (i, batch.candidate(first + i)));
+            for (i, c) in rows.clone() {
+                self.q_dot_c[i] = lane_dot(q, c);
+                if w.similarity == Similarity::Cosine {
+                    self.c_sq[i] = lane_dot(c, c);
                 }
-                debug_assert!(t * mr + r < n || rows.len() == 0);
+            }
+            // Whole groups of four rows, then the rest one by one, then zeros.
+            let (full, present) = (mr / 4 * 4, rows.len());
+            let mut r = 0;
+            while r + 4 <= present.min(full) {
+                let c = |j: usize| batch.candidate(first + t * mr + r + j);
+                if !E::scatter4(&mut tile[r..], mr, [c(0), c(1), c(2), c(3)]) {
+                    let bad = (0..4).find(|&j| c(j).iter().any(|&x| E::from_f32(x).is_none())).unwrap_or(0);
+                    self.out_of_range.get_or_insert(OutOfRange::Candidate(first + t * mr + r + bad));
+                }
+                r += 4;
+            }
+            for (i, c) in rows.skip(r) {
+                if !E::scatter(&mut tile[i - t * mr..], mr, c) {
+                    self.out_of_range.get_or_insert(OutOfRange::Candidate(first + i));
+                }
+            }
+            for r in present..mr {
+                (0..d).for_each(|p| tile[p * mr + r] = E::default());
             }
         }
         self.sums[..n * SUMS * LANES].fill(0.0);

@@ -167,6 +167,25 @@ pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// `dst[p·stride] = c[p]` for every `p`; `false` when a value is out of range.
     fn scatter(dst: &mut [Self], stride: usize, c: &[f32]) -> bool;
+    /// [`Element::scatter`] for four rows of one length into `dst[p·stride + i]`, `i < 4`: on
+    /// x86-64 four values at a time through a 4 × 4 transpose, several times faster than one by
+    /// one.
+    fn scatter4(dst: &mut [Self], stride: usize, rows: [&[f32]; 4]) -> bool;
+}
+
+/// Four rows' columns `p..p + 4` transposed: element `i` of vector `j` is `rows[i][p + j]`.
+///
+/// # Safety
+/// `p + 4 <= rows[i].len()` for every row.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn transpose4(rows: [&[f32]; 4], p: usize) -> [std::arch::x86_64::__m128; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's bound; SSE is part of x86-64.
+    let [r0, r1, r2, r3] = rows.map(|row| unsafe { _mm_loadu_ps(row.as_ptr().add(p)) });
+    let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+    let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+    [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
 }
 
 impl Element for f32 {
@@ -188,6 +207,26 @@ impl Element for f32 {
     fn scatter(dst: &mut [f32], stride: usize, c: &[f32]) -> bool {
         for (p, &x) in c.iter().enumerate() {
             dst[p * stride] = x;
+        }
+        true
+    }
+
+    fn scatter4(dst: &mut [f32], stride: usize, rows: [&[f32]; 4]) -> bool {
+        let n = rows[0].len();
+        assert!(rows.iter().all(|r| r.len() == n) && (n == 0 || (n - 1) * stride + 4 <= dst.len()));
+        let mut p = 0;
+        #[cfg(target_arch = "x86_64")]
+        while p + 4 <= n {
+            // SAFETY: p + 4 <= n, and (p + 3)·stride + 4 <= dst.len() by the assertion.
+            unsafe {
+                for (j, column) in transpose4(rows, p).into_iter().enumerate() {
+                    std::arch::x86_64::_mm_storeu_ps(dst.as_mut_ptr().add((p + j) * stride), column);
+                }
+            }
+            p += 4;
+        }
+        for (i, row) in rows.into_iter().enumerate().filter(|_| p < n) {
+            Self::scatter(&mut dst[p * stride + i..], stride, &row[p..]);
         }
         true
     }
@@ -533,6 +572,20 @@ mod tests {
                         assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{kernel:?} n={n} r={r} j={j}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Four rows scattered at once equal four rows scattered one by one, for lengths around the
+    /// transpose's width of 4.
+    #[test]
+    fn scatter4_transposes_four_rows() {
+        for len in [0, 1, 4, 7, 9] {
+            let rows: Vec<Vec<f32>> = (0..4).map(|i| (0..len).map(|p| (10 * i + p) as f32).collect()).collect();
+            let mut dst = vec![f32::NAN; len.max(1) * 6];
+            assert!(f32::scatter4(&mut dst, 6, [&rows[0], &rows[1], &rows[2], &rows[3]]));
+            for (p, i) in (0..len).flat_map(|p| (0..4).map(move |i| (p, i))) {
+                assert_eq!(dst[p * 6 + i], rows[i][p], "len={len} p={p} i={i}");
             }
         }
     }
