@@ -10,8 +10,10 @@
 //! Cosine keeps the full layer 2 (`‖a‖` needs `Δc`) on the same tile.
 //!
 //! A short list (one block, one thread) folds each panel just before using it, so the folded
-//! weights never leave the cache; longer lists fold every panel first and then score blocks of
-//! candidates that stay in L2 while the panels stream past.
+//! weights never leave the cache, and the tiles of one panel prefetch the weights the next panel
+//! folds from (the fold would otherwise wait on memory: at k = 100 it streams as many bytes as
+//! the tiles read). Longer lists fold every panel first and then score blocks of candidates that
+//! stay in L2 while the panels stream past.
 //!
 //! Three tiers of state: [`FoldedWeights`] (from the adapter, shared by all threads),
 //! [`QueryPlan`] (one query's folded weights), [`BlockScratch`] (one per thread). All of it is
