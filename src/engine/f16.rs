@@ -255,8 +255,10 @@ mod fp16 {
             p += 4;
         }
         let mut ok = _mm_movemask_ps(over) == 0;
-        for (i, row) in rows.into_iter().enumerate().filter(|_| p < n) {
-            ok &= unsafe { scatter(&mut dst[p * stride + i..], stride, &row[p..]) };
+        if p < n {
+            for (i, row) in rows.into_iter().enumerate() {
+                ok &= unsafe { scatter(&mut dst[p * stride + i..], stride, &row[p..]) };
+            }
         }
         ok
     }

@@ -201,7 +201,7 @@ impl<E: Element> FoldedWeights<E> {
     }
 
     /// Panel `i` of the weights a query folds into.
-    fn fold_panel(&self, i: usize) -> &[E] {
+    fn fold_weights(&self, i: usize) -> &[E] {
         let len = self.fold.len() / self.panels.max(1);
         &self.fold[i * len..][..len]
     }
@@ -324,7 +324,7 @@ fn fold_panel<E: Element>(w: &FoldedWeights<E>, q: &[f32], i: usize, panel: &mut
         Similarity::Cosine => &mut [],
     };
     u_q.fill(0.0);
-    w.tile.fold(Fold { weights: w.fold_panel(i), q, m: panel.m_q, v: panel.v_q, u: u_q })
+    w.tile.fold(Fold { weights: w.fold_weights(i), q, m: panel.m_q, v: panel.v_q, u: u_q })
 }
 
 /// What made a query unscorable at the session's precision.
@@ -564,7 +564,7 @@ fn fold_and_score<E: Element>(
         if !fold_panel(w, q, i, &mut panel) {
             return Err(OutOfRange::Fold);
         }
-        let next = if i + 1 < w.panels { w.fold_panel(i + 1) } else { &[] };
+        let next = if i + 1 < w.panels { w.fold_weights(i + 1) } else { &[] };
         s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads), next);
     }
     s.finish(w, plan, q, out);

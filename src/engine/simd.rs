@@ -225,8 +225,10 @@ impl Element for f32 {
             }
             p += 4;
         }
-        for (i, row) in rows.into_iter().enumerate().filter(|_| p < n) {
-            Self::scatter(&mut dst[p * stride + i..], stride, &row[p..]);
+        if p < n {
+            for (i, row) in rows.into_iter().enumerate() {
+                Self::scatter(&mut dst[p * stride + i..], stride, &row[p..]);
+            }
         }
         true
     }
