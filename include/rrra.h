@@ -251,8 +251,10 @@ typedef struct rrra_session_options {
   size_t struct_size;
   // An `rrra_engine` value; `RRRA_ENGINE_AUTO` picks the best available.
   uint32_t engine;
-  // Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's queries are
-  // split between them, or one long list's candidates. Threads are started per call.
+  // Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's
+  // queries are split between them, or one list's work. The session starts `threads − 1`
+  // threads of its own and parks them between calls (after ~100 µs of spinning, in case
+  // another call follows); rrra_session_free stops them.
   uint32_t threads;
   // An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
   // benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.

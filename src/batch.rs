@@ -121,8 +121,10 @@ impl<'a> Batch<'a> {
             .ok_or_else(|| Error::invalid_argument("candidate_counts: total exceeds 2^32 - 1 candidates"))
     }
 
-    /// Checks every length, id and value against the adapter's `d`; returns the total
-    /// candidate count. After this, every index the engines use is in bounds.
+    /// Checks every length and id against the adapter's `d`, and the queries' values; returns
+    /// the total candidate count. After this, every index the engines use is in bounds. The
+    /// candidates' values are left to [`Batch::check_finite_candidates`], which a session
+    /// splits between its threads.
     pub(crate) fn validate(&self, model_dim: usize) -> Result<usize> {
         if self.dim != model_dim {
             return Err(Error::new(
@@ -184,38 +186,24 @@ impl<'a> Batch<'a> {
                 )));
             }
         }
-        self.check_finite(total)?;
+        self.check_finite_queries()?;
         Ok(total)
     }
 
-    fn check_finite(&self, total: usize) -> Result<()> {
-        let non_finite = |what: &str, query: usize, position: Option<usize>, row: &[f32]| {
-            if all_finite(row) {
-                return None;
-            }
-            row.iter().position(|x| !x.is_finite()).map(|col| {
-                let at = position.map_or(String::new(), |p| format!(", position {p}"));
-                Error::new(
-                    ErrorKind::NonFiniteInput,
-                    format!("{what}: query {query}{at}, column {col} is {}", row[col]),
-                )
-            })
-        };
-        for q in 0..self.query_count() {
-            if let Some(e) = non_finite("queries", q, None, self.query(q)) {
-                return Err(e);
-            }
-        }
-        let mut query = 0;
-        let mut start = 0;
-        for i in 0..total {
+    fn check_finite_queries(&self) -> Result<()> {
+        (0..self.query_count()).try_for_each(|q| non_finite("queries", q, None, self.query(q)))
+    }
+
+    /// Checks the batch-wide candidates `range` and their base scores for NaN and ±Inf.
+    pub(crate) fn check_finite_candidates(&self, range: std::ops::Range<usize>) -> Result<()> {
+        let (mut query, position) = self.locate(range.start);
+        let mut start = range.start - position;
+        for i in range {
             while i >= start + self.candidate_counts[query] {
                 start += self.candidate_counts[query];
                 query += 1;
             }
-            if let Some(e) = non_finite("candidates", query, Some(i - start), self.candidate(i)) {
-                return Err(e);
-            }
+            non_finite("candidates", query, Some(i - start), self.candidate(i))?;
             if let Some(b) = self.base_scores.map(|b| b[i]).filter(|b| !b.is_finite()) {
                 return Err(Error::new(
                     ErrorKind::NonFiniteInput,
@@ -259,6 +247,23 @@ impl<'a> Batch<'a> {
 /// Whether every value of `row` is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed
 /// in 16 independent lanes so the compiler vectorises it (the search for the culprit runs only
 /// when this fails). Validation reads every input value on every call.
+/// The error for the first NaN or ±Inf in `row`, which is `what` of `query` (at `position`).
+fn non_finite(what: &str, query: usize, position: Option<usize>, row: &[f32]) -> Result<()> {
+    if all_finite(row) {
+        return Ok(());
+    }
+    match row.iter().position(|x| !x.is_finite()) {
+        Some(col) => {
+            let at = position.map_or(String::new(), |p| format!(", position {p}"));
+            Err(Error::new(
+                ErrorKind::NonFiniteInput,
+                format!("{what}: query {query}{at}, column {col} is {}", row[col]),
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
 fn all_finite(row: &[f32]) -> bool {
     let mut lanes = [0.0f32; 16];
     let chunks = row.chunks_exact(16);

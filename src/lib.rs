@@ -41,6 +41,7 @@ pub mod sampler;
 mod scores;
 mod session;
 pub mod train;
+mod workers;
 
 pub use batch::{Batch, Candidates, Corpus};
 pub use engine::{CpuKernel, EngineKind, EnginePreference, Precision};

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
 use crate::scores::{self, ScoreOptions, ScoreParams};
+use crate::workers::Workers;
 use std::sync::Arc;
 
 /// More threads than any machine this runs on has cores; a larger count is a caller bug
@@ -17,10 +18,12 @@ pub const MAX_THREADS: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
     pub engine: EnginePreference,
-    /// Threads a call may use, splitting a batch's queries between them (at least 1). The
-    /// default is 1: search engines run their own thread pools, and a library that starts
-    /// threads behind their back oversubscribes the machine. Threads are started per call, so
-    /// more than 1 pays off for batches of many queries, not for one short list.
+    /// Threads a call may use (at least 1): a batch's queries are split between them, and one
+    /// list of at least 16 candidates is shared too. The default is 1: search engines run their
+    /// own thread pools, and a library that starts threads behind their back oversubscribes the
+    /// machine. The session starts `threads − 1` threads of its own and keeps them parked
+    /// between calls; after a call they spin for about 100 µs before parking, in case another
+    /// call follows.
     pub threads: usize,
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
@@ -109,12 +112,16 @@ struct Scratch {
     keys: Vec<(f64, u32)>,
     samples: Vec<u32>,
     counts: Vec<u32>,
+    /// Where each thread's share of a batch ends, in queries and in candidates.
+    query_ends: Vec<usize>,
+    candidate_ends: Vec<usize>,
 }
 
 pub struct Session {
     adapter: Arc<Adapter>,
     /// One engine per thread.
     engines: Vec<Box<dyn Engine>>,
+    workers: Workers,
     engine_reason: String,
     scratch: Scratch,
 }
@@ -130,38 +137,51 @@ fn check_len(name: &str, buffer: &Option<&mut [impl Sized]>, want: usize) -> Res
 
 /// Runs the engines over the batch: with several lists to score, its queries are split into
 /// one contiguous share per engine with about equal candidate counts; a single list is left to
-/// the first engine, which may split its candidates.
+/// the first engine, which may share it with the workers.
 fn run_engines(
     engines: &mut [Box<dyn Engine>],
+    workers: &mut Workers,
+    scratch: &mut Scratch,
     adapter: &Adapter,
     batch: &Batch<'_>,
-    out: &mut [PairRaw],
 ) -> Result<()> {
+    let out = &mut scratch.raw;
     let total = out.len();
     let busy = engines.len().min(batch.candidate_counts.iter().filter(|&&k| k > 0).count());
     if busy <= 1 {
-        // One list to score (or none): the engine may split its candidates between threads.
-        return engines[0].forward(adapter, batch, out, engines.len());
+        return engines[0].forward(adapter, batch, 0, out, workers);
     }
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(busy);
-        let (mut query, mut candidate, mut rest) = (0, 0, out);
-        for (share, engine) in engines[..busy].iter_mut().enumerate() {
-            // This share ends at the first query boundary past its fraction of the candidates.
-            let target = total * (share + 1) / busy;
-            let (first_query, first_candidate) = (query, candidate);
-            while query < batch.query_count() && (candidate < target || share + 1 == busy) {
-                candidate += batch.candidate_counts[query];
-                query += 1;
-            }
-            let sub = batch.slice(first_query..query, first_candidate..candidate);
-            let (mine, others) = std::mem::take(&mut rest).split_at_mut(candidate - first_candidate);
-            rest = others;
-            handles.push(scope.spawn(move || engine.forward(adapter, &sub, mine, 1)));
+    let (query_ends, candidate_ends) = (&mut scratch.query_ends, &mut scratch.candidate_ends);
+    query_ends.clear();
+    candidate_ends.clear();
+    let (mut query, mut candidate) = (0, 0);
+    for share in 0..busy {
+        // This share ends at the first query boundary past its fraction of the candidates.
+        let target = total * (share + 1) / busy;
+        while query < batch.query_count() && (candidate < target || share + 1 == busy) {
+            candidate += batch.candidate_counts[query];
+            query += 1;
         }
-        // A panic in a worker resumes here, inside the caller's panic boundary.
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        query_ends.push(query);
+        candidate_ends.push(candidate);
+    }
+    let (query_ends, candidate_ends) = (&*query_ends, &*candidate_ends);
+    workers.split(engines, out, candidate_ends, &|share, engine, part| {
+        let start = |ends: &[usize]| if share == 0 { 0 } else { ends[share - 1] };
+        let sub = batch.slice(start(query_ends)..query_ends[share], start(candidate_ends)..candidate_ends[share]);
+        engine.forward(adapter, &sub, start(query_ends), part, &mut Workers::inline())
     })
+}
+
+/// Fewest candidate values worth checking on a thread of their own.
+const MIN_VALUES_PER_CHECK: usize = 1 << 16;
+
+/// Checks the batch's `total` candidates and base scores for NaN and ±Inf, split between the
+/// workers: this is the first pass over the candidates, and often the first time they are
+/// read from memory, so one thread alone would wait on memory for all of them.
+fn check_candidates(workers: &mut Workers, batch: &Batch<'_>, total: usize) -> Result<()> {
+    let shares = workers.width().min(total.saturating_mul(batch.dim) / MIN_VALUES_PER_CHECK).max(1);
+    workers.try_run(shares, &|s| batch.check_finite_candidates(total * s / shares..total * (s + 1) / shares))
 }
 
 /// A numeric failure at batch-wide candidate `i`, located for the caller.
@@ -191,7 +211,8 @@ impl Session {
             threads: options.threads,
         };
         let (engines, engine_reason) = engine::select(&adapter, request)?;
-        Ok(Session { adapter, engines, engine_reason, scratch: Scratch::default() })
+        let workers = Workers::new(options.threads)?;
+        Ok(Session { adapter, engines, workers, engine_reason, scratch: Scratch::default() })
     }
 
     pub fn adapter(&self) -> &Arc<Adapter> {
@@ -223,7 +244,7 @@ impl Session {
         let s = &mut self.scratch;
         s.raw.clear();
         s.raw.resize(total, PairRaw::default());
-        run_engines(&mut self.engines, &self.adapter, batch, &mut s.raw)?;
+        run_engines(&mut self.engines, &mut self.workers, s, &self.adapter, batch)?;
         if let Some(i) = s.raw.iter().position(|r| {
             !(r.sim_adapted.is_finite() && r.sim_candidate.is_finite() && r.logits.iter().all(|l| l.is_finite()))
         }) {
@@ -256,6 +277,7 @@ impl Session {
     ) -> Result<()> {
         let params = ScoreParams::resolve(self.adapter.config(), options)?;
         let total = batch.validate(self.adapter.dim())?;
+        check_candidates(&mut self.workers, batch, total)?;
         check_len("log_s_rr", &out.log_s_rr, total)?;
         check_len("s_a", &out.s_a, total)?;
         check_len("s_fn", &out.s_fn, total)?;
@@ -344,6 +366,7 @@ impl Session {
     ) -> Result<()> {
         let params = ScoreParams::resolve(self.adapter.config(), options)?;
         let total = batch.validate(self.adapter.dim())?;
+        check_candidates(&mut self.workers, batch, total)?;
         let n_queries = batch.query_count();
         let n = request.samples_per_query;
         if n > u32::MAX as usize {

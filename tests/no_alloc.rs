@@ -1,24 +1,23 @@
 //! Steady-state calls allocate nothing: a session's scratch grows to the largest batch seen and
-//! is then reused (issue 3: "no heap allocation per call in steady state"). A counting global
-//! allocator counts this thread's allocations around repeated single-threaded calls.
+//! is then reused (issue 3: "no heap allocation per call in steady state"), and its worker
+//! threads are started once, with it. A counting global allocator counts every thread's
+//! allocations around repeated calls; the file holds one test, so no other test allocates
+//! meanwhile.
 
 use rrra::{
     Adapter, AdapterConfig, AdapterWeights, Batch, Candidates, Corpus, CpuKernel, EngineKind, EnginePreference,
     Precision, RerankOutputs, ResampleOutputs, ResampleRequest, ScoreOptions, Session, SessionOptions, Similarity,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct CountingAllocator;
 
-thread_local! {
-    // Const-initialised, so reading it inside the allocator never allocates.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn count() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
 }
 
 // SAFETY: every method forwards to the system allocator unchanged; counting has no effect on it.
@@ -44,89 +43,104 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
+    ALLOCATIONS.load(Ordering::SeqCst)
 }
 
-/// Runs repeated single-threaded rerank and resample calls (dense and by-id, both similarities)
-/// on `engine` and returns how many allocations the steady-state calls made.
-fn steady_state_allocations(engine: EngineKind, cpu_kernel: Option<CpuKernel>, precision: Precision) -> Option<usize> {
-    let (d, h) = (24, 16);
+/// Runs repeated rerank and resample calls (dense and by-id, both similarities; several lists,
+/// one short list, one long list) on `engine` with `threads` threads and returns how many
+/// allocations the steady-state calls made, on any thread.
+fn steady_state_allocations(
+    engine: EngineKind,
+    cpu_kernel: Option<CpuKernel>,
+    precision: Precision,
+    threads: usize,
+) -> Option<usize> {
+    // h spans several panels of every kernel, so that a short list is shared between threads.
+    let (d, h) = (24, 150);
     // The 700-candidate list is longer than a block of the folded engine at this d.
-    let counts = [5, 0, 300, 1, 700];
-    let total: usize = counts.iter().sum();
+    let lists: [&[usize]; 3] = [&[5, 0, 300, 1, 700], &[100], &[700]];
+    let most = 1006;
     let mut rng = rrra::sampler::SplitMix64::new(5);
     let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_symmetric(0.3)).collect() };
-    let (queries, rows, base) = (values(counts.len() * d), values(total * d), values(total));
-    let corpus = Corpus::new(&rows, total, d, d).unwrap();
-    let ids: Vec<u64> = (0..total as u64).rev().collect();
-    let mask: Vec<u8> = (0..total).map(|i| (i % 7 == 0) as u8).collect();
+    let (queries, rows, base) = (values(5 * d), values(most * d), values(most));
+    let corpus = Corpus::new(&rows, most, d, d).unwrap();
+    let ids: Vec<u64> = (0..most as u64).rev().collect();
+    let mask: Vec<u8> = (0..most).map(|i| (i % 7 == 0) as u8).collect();
     let (mut log_s_rr, mut s_a, mut s_fn, mut probs, mut order) =
-        (vec![0.0; total], vec![0.0; total], vec![0.0; total], vec![0.0; 4 * total], vec![0u32; total]);
-    let (mut log_s_rs, mut samples, mut sample_counts) =
-        (vec![0.0; total], vec![0u32; counts.len() * 3], vec![0u32; counts.len()]);
+        (vec![0.0; most], vec![0.0; most], vec![0.0; most], vec![0.0; 4 * most], vec![0u32; most]);
+    let (mut log_s_rs, mut samples, mut sample_counts) = (vec![0.0; most], vec![0u32; 5 * 3], vec![0u32; 5]);
     let mut allocated = 0;
 
     for similarity in [Similarity::Dot, Similarity::Cosine] {
         let config = AdapterConfig { similarity, ..AdapterConfig::default() };
         let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, 9), config).unwrap());
-        {
-            let options = SessionOptions { engine: EnginePreference::Force(engine), threads: 1, cpu_kernel, precision };
-            // A precision this CPU lacks: nothing to measure.
-            let mut session = Session::new(adapter.clone(), options).ok()?;
-            let batches = [
-                Batch::dense(d, &queries, &counts, &rows).with_base_scores(&base),
-                Batch {
-                    dim: d,
-                    queries: &queries,
-                    candidate_counts: &counts,
-                    candidates: Candidates::ById { corpus: &corpus, ids: &ids },
-                    base_scores: None,
-                },
-            ];
-            let request =
-                ResampleRequest { samples_per_query: 3, seed: 1, first_query_index: 0, positive_mask: Some(&mask) };
-            let mut run = |session: &mut Session| {
-                for batch in &batches {
-                    let mut out = RerankOutputs {
-                        log_s_rr: Some(&mut log_s_rr),
-                        s_a: Some(&mut s_a),
-                        s_fn: Some(&mut s_fn),
-                        class_probs: Some(&mut probs),
-                        order: Some(&mut order),
-                    };
-                    session.rerank_into(batch, &ScoreOptions::default(), &mut out).unwrap();
-                    let mut out = ResampleOutputs {
-                        log_s_rs: Some(&mut log_s_rs),
-                        s_fn: Some(&mut s_fn),
-                        samples: Some(&mut samples),
-                        sample_counts: Some(&mut sample_counts),
-                    };
-                    session.resample_into(batch, &ScoreOptions::default(), &request, &mut out).unwrap();
-                }
-            };
-            run(&mut session); // first calls size the scratch
-            let before = allocations();
-            for _ in 0..3 {
-                run(&mut session);
+        let options = SessionOptions { engine: EnginePreference::Force(engine), threads, cpu_kernel, precision };
+        // A precision this CPU lacks: nothing to measure.
+        let mut session = Session::new(adapter.clone(), options).ok()?;
+        let batches: Vec<Batch<'_>> = lists
+            .iter()
+            .flat_map(|&counts| {
+                let (n, total) = (counts.len(), counts.iter().sum::<usize>());
+                [
+                    Batch::dense(d, &queries[..n * d], counts, &rows[..total * d]).with_base_scores(&base[..total]),
+                    Batch {
+                        dim: d,
+                        queries: &queries[..n * d],
+                        candidate_counts: counts,
+                        candidates: Candidates::ById { corpus: &corpus, ids: &ids[..total] },
+                        base_scores: None,
+                    },
+                ]
+            })
+            .collect();
+        let mut run = |session: &mut Session| {
+            for batch in &batches {
+                let (n, total) = (batch.candidate_counts.len(), batch.candidate_counts.iter().sum::<usize>());
+                let mut out = RerankOutputs {
+                    log_s_rr: Some(&mut log_s_rr[..total]),
+                    s_a: Some(&mut s_a[..total]),
+                    s_fn: Some(&mut s_fn[..total]),
+                    class_probs: Some(&mut probs[..4 * total]),
+                    order: Some(&mut order[..total]),
+                };
+                session.rerank_into(batch, &ScoreOptions::default(), &mut out).unwrap();
+                let request = ResampleRequest {
+                    samples_per_query: 3,
+                    seed: 1,
+                    first_query_index: 0,
+                    positive_mask: Some(&mask[..total]),
+                };
+                let mut out = ResampleOutputs {
+                    log_s_rs: Some(&mut log_s_rs[..total]),
+                    s_fn: Some(&mut s_fn[..total]),
+                    samples: Some(&mut samples[..n * 3]),
+                    sample_counts: Some(&mut sample_counts[..n]),
+                };
+                session.resample_into(batch, &ScoreOptions::default(), &request, &mut out).unwrap();
             }
-            allocated += allocations() - before;
+        };
+        run(&mut session); // first calls size the scratch
+        let before = allocations();
+        for _ in 0..3 {
+            run(&mut session);
         }
+        allocated += allocations() - before;
     }
     Some(allocated)
 }
 
 #[test]
-fn reference_engine_calls_do_not_allocate() {
-    assert_eq!(steady_state_allocations(EngineKind::Reference, None, Precision::F32), Some(0));
-}
-
-#[test]
-fn folded_engine_calls_do_not_allocate_on_any_kernel() {
-    for kernel in CpuKernel::ALL.into_iter().filter(|k| k.is_available()) {
-        assert_eq!(steady_state_allocations(EngineKind::Folded, Some(kernel), Precision::F32), Some(0), "{kernel:?}");
-    }
-    match steady_state_allocations(EngineKind::Folded, None, Precision::F16) {
-        Some(n) => assert_eq!(n, 0, "f16 precision"),
-        None => println!("f16 precision: not available on this CPU"),
+fn steady_state_calls_do_not_allocate() {
+    for threads in [1, 2, 3] {
+        let reference = steady_state_allocations(EngineKind::Reference, None, Precision::F32, threads);
+        assert_eq!(reference, Some(0), "reference engine, {threads} threads");
+        for kernel in CpuKernel::ALL.into_iter().filter(|k| k.is_available()) {
+            let folded = steady_state_allocations(EngineKind::Folded, Some(kernel), Precision::F32, threads);
+            assert_eq!(folded, Some(0), "{kernel:?}, {threads} threads");
+        }
+        match steady_state_allocations(EngineKind::Folded, None, Precision::F16, threads) {
+            Some(n) => assert_eq!(n, 0, "f16 precision, {threads} threads"),
+            None => println!("f16 precision: not available on this CPU"),
+        }
     }
 }

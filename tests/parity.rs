@@ -708,6 +708,40 @@ fn f16_precision_meets_the_reduced_precision_contract() {
 }
 
 #[test]
+fn threaded_errors_name_the_query_of_the_whole_batch() {
+    // On several threads each thread sees a share of the batch; errors still count queries and
+    // positions in the caller's batch, and the earliest bad candidate is the one named.
+    let mut rng = TestRng::new(32);
+    let d = 64;
+    let fix = Fixture::random(&mut rng, d, 40, AdapterConfig::default(), 1.0);
+    let counts = [600, 0, 500, 700];
+    let total: usize = counts.iter().sum();
+    let q = vec![0.1f32; counts.len() * d];
+    for engine in engines() {
+        let mut session = Session::new(fix.adapter.clone(), engine.options(2)).unwrap();
+        let mut c = vec![0.1f32; total * d];
+        c[(1100 + 6) * d + 5] = f32::NAN;
+        c[(1100 + 9) * d] = f32::INFINITY;
+        let e = session.rerank(&Batch::dense(d, &q, &counts, &c), &ScoreOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{engine:?}: {e}");
+        assert!(e.message().contains("query 3, position 6, column 5 is NaN"), "{engine:?}: {e}");
+        c[(600 + 499) * d + 63] = f32::NEG_INFINITY;
+        let e = session.rerank(&Batch::dense(d, &q, &counts, &c), &ScoreOptions::default()).unwrap_err();
+        assert!(e.message().contains("query 2, position 499, column 63 is -inf"), "{engine:?}: {e}");
+    }
+    let f16 = SessionOptions { threads: 2, precision: Precision::F16, ..Default::default() };
+    match Session::new(fix.adapter.clone(), f16) {
+        Err(e) if e.kind() == ErrorKind::Unsupported => println!("f16 part skipped: {e}"),
+        session => {
+            let mut c = vec![0.1f32; total * d];
+            c[(1100 + 6) * d + 5] = 1e5;
+            let e = session.unwrap().rerank(&Batch::dense(d, &q, &counts, &c), &ScoreOptions::default()).unwrap_err();
+            assert!(e.message().contains("query 3, candidate 6:") && e.message().contains("f16"), "{e}");
+        }
+    }
+}
+
+#[test]
 fn large_shapes_on_a_subset_of_configurations() {
     let mut rng = TestRng::new(2);
     let setups = [
@@ -1505,16 +1539,23 @@ fn one_adapter_four_threads_bit_identical() {
 
 #[test]
 fn threaded_sessions_bit_identical_to_one_thread() {
-    // A session with several threads splits each batch's queries between them; the split must
-    // not change a single bit, whatever the layout, with empty lists at the split points.
+    // A session with several threads splits each batch's queries between them, and shares a
+    // list between them; neither may change a single bit, whatever the layout, with empty lists
+    // at the split points.
     let mut rng = TestRng::new(21);
     let config = random_config(&mut rng, Activation::Silu, Similarity::Dot, BaseTransform::Softmax);
-    let fix = Fixture::random(&mut rng, 7, 5, config, 1.0);
+    let fix = Fixture::random(&mut rng, 7, 5, config.clone(), 1.0);
     // Several lists: split between threads by query. One long list: split within the query.
     let many = Case::random(&mut rng, 7, &[3, 0, 40, 1, 0, 17, 300, 2, 0], Embeddings::Normalised, BaseScores::Absent);
     let one = Case::random(&mut rng, 7, &[0, 700, 0], Embeddings::Normalised, BaseScores::Logits);
+    // One short list over many hidden panels: split by panel group, on the folded engine.
+    let wide = Fixture::random(&mut rng, 33, 150, config, 1.0);
+    let short = Case::random(&mut rng, 33, &[0, 100, 0], Embeddings::Normalised, BaseScores::Logits);
+    let barely = Case::random(&mut rng, 33, &[16], Embeddings::Normalised, BaseScores::Absent);
+    let several = Case::random(&mut rng, 33, &[20, 0, 64, 5], Embeddings::Normalised, BaseScores::Absent);
+    let cases = [(&fix, &many), (&fix, &one), (&wide, &short), (&wide, &barely), (&wide, &several)];
     let options = ScoreOptions::default();
-    for (engine, case) in engines().into_iter().flat_map(|e| [(e, &many), (e, &one)]) {
+    for (engine, &(fix, case)) in engines().into_iter().flat_map(|e| cases.iter().map(move |c| (e, c))) {
         let spec = RequestSpec::random(&mut rng, case.total());
         for layout in LAYOUTS {
             let run = |session: &mut Session| {
@@ -1530,7 +1571,8 @@ fn threaded_sessions_bit_identical_to_one_thread() {
                 let (rr, rs) = run(&mut session);
                 assert!(
                     same_rerank(&rr, &rr0) && same_resample(&rs, &rs0),
-                    "{engine:?}, {layout:?}, {threads} threads: differs from one thread"
+                    "{engine:?}, {layout:?}, {threads} threads, {}: differs from one thread",
+                    case.describe()
                 );
             }
         }

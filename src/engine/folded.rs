@@ -27,7 +27,8 @@ use super::{Engine, EngineKind, PairRaw, Precision};
 use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::session::MAX_THREADS;
+use crate::workers::Workers;
 use std::sync::Arc;
 
 /// Per-row sums: the four classifier logits, `u_q·hid`, then (cosine) `q·a` and `‖a‖²`.
@@ -36,15 +37,22 @@ const U_DOT_HID: usize = 4;
 const Q_DOT_A: usize = 5;
 const A_SQ: usize = 6;
 
+/// The hidden panels fall into this many groups of consecutive panels, each summing its heads
+/// into sums of its own that are added only at the end. A short list can then be split between
+/// threads by group with results identical to one thread's, whatever the thread count.
+const PANEL_GROUPS: usize = 2;
+
 /// Bytes of packed candidates per block: with a panel of weights beside them they stay in L2.
 const BLOCK_BYTES: usize = 384 * 1024;
 const MAX_BLOCK_ROWS: usize = 512;
 /// Bytes of a weight panel per chunk of layer 1's reduction: half of a typical L1 data cache.
 const CHUNK_BYTES: usize = 24 * 1024;
 
-/// Fewest candidates worth a thread of their own within one query: below this, starting a thread
-/// and losing the fused fold cost more than the second core gains (measured at d = h = 384, 768).
+/// Fewest candidates of a long list worth a thread of their own (measured at d = h = 384, 768).
 const MIN_ROWS_PER_THREAD: usize = 256;
+/// Fewest candidates of a short list worth sharing its panel groups between threads: below
+/// this, handing the work over costs more than the second core gains.
+const MIN_ROWS_TO_SHARE_PANELS: usize = 16;
 
 /// A function `(p, j)` giving element `p, j` of an `n × cols` matrix.
 type Matrix<'a> = &'a dyn Fn(usize, usize) -> f32;
@@ -206,6 +214,16 @@ impl<E: Element> FoldedWeights<E> {
         &self.fold[i * len..][..len]
     }
 
+    /// The group of panel `i` (see [`PANEL_GROUPS`]).
+    fn group(&self, i: usize) -> usize {
+        i * PANEL_GROUPS / self.panels
+    }
+
+    /// The first panel of group `g` (`panels` for `g = PANEL_GROUPS`).
+    fn group_start(&self, g: usize) -> usize {
+        (g * self.panels).div_ceil(PANEL_GROUPS)
+    }
+
     /// The heads the epilogue sums per row: the classifier, plus `u_q` for dot similarity.
     fn heads(&self) -> usize {
         if self.similarity == Similarity::Dot {
@@ -218,38 +236,35 @@ impl<E: Element> FoldedWeights<E> {
 
 /// One query folded into the weights.
 struct QueryPlan<E> {
-    /// `[panel][d][NR]`: `M_qᵀ`.
-    m_q: AlignedBuf<E>,
-    /// `[panels · NR]`: `v_q = (W_a + W_c)·q + b₁`.
-    v_q: Vec<f32>,
-    /// `[panel][5][NR]`: the classifier rows, then `u_q = W₂ᵀq` (zero for cosine).
-    heads: Vec<f32>,
+    panels: Vec<PanelPlan<E>>,
     /// `q·b₂`.
     q_dot_bias: f32,
     q_norm: f32,
 }
 
-/// One panel of a [`QueryPlan`].
-struct PlanPanel<'a, E> {
-    m_q: &'a mut [E],
-    v_q: &'a mut [f32],
-    heads: &'a mut [f32],
+/// One panel of a [`QueryPlan`]: its `NR` hidden units.
+struct PanelPlan<E> {
+    /// `[d][NR]`: `M_qᵀ`.
+    m_q: AlignedBuf<E>,
+    /// `v_q = (W_a + W_c)·q + b₁`.
+    v_q: Vec<f32>,
+    /// `[5][NR]`: the classifier rows, then `u_q = W₂ᵀq` (zero for cosine).
+    heads: Vec<f32>,
 }
 
 impl<E: Element> QueryPlan<E> {
     fn new(w: &FoldedWeights<E>) -> Self {
         let nr = w.tile.nr;
-        let mut heads = vec![0.0; w.panels * 5 * nr];
-        for (dst, src) in heads.chunks_exact_mut(5 * nr).zip(w.classifier.chunks_exact(4 * nr)) {
-            dst[..4 * nr].copy_from_slice(src);
-        }
-        QueryPlan {
-            m_q: AlignedBuf::zeroed(w.panels * w.dim * nr),
-            v_q: vec![0.0; w.panels * nr],
-            heads,
-            q_dot_bias: 0.0,
-            q_norm: 0.0,
-        }
+        let panels = w
+            .classifier
+            .chunks_exact(4 * nr)
+            .map(|classifier| {
+                let mut heads = vec![0.0; 5 * nr];
+                heads[..4 * nr].copy_from_slice(classifier);
+                PanelPlan { m_q: AlignedBuf::zeroed(w.dim * nr), v_q: vec![0.0; nr], heads }
+            })
+            .collect();
+        QueryPlan { panels, q_dot_bias: 0.0, q_norm: 0.0 }
     }
 
     /// The query's scalars: `q·b₂` and `‖q‖`.
@@ -258,65 +273,35 @@ impl<E: Element> QueryPlan<E> {
         self.q_norm = lane_dot(q, q).sqrt();
     }
 
-    /// Folds every panel, split between up to `threads` threads: the fold streams ~4·d·h
-    /// weights, which dominates a short list. `false` when `M_q` is out of `E`'s range.
-    fn fold(&mut self, w: &FoldedWeights<E>, q: &[f32], threads: usize) -> bool {
+    /// Folds every panel, split between the workers: the fold streams ~4·d·h weights, which
+    /// dominates a short list. `false` when `M_q` is out of `E`'s range.
+    fn fold(&mut self, w: &FoldedWeights<E>, q: &[f32], workers: &mut Workers, ends: &mut Vec<usize>) -> bool {
         self.fold_scalars(w, q);
-        let in_range = AtomicBool::new(true);
-        let in_range = &in_range;
-        let (d, nr) = (w.dim, w.tile.nr);
-        let per = w.panels.div_ceil(threads.clamp(1, w.panels.max(1)));
-        let mut shares = self
-            .m_q
-            .chunks_mut(per * d * nr)
-            .zip(self.v_q.chunks_mut(per * nr))
-            .zip(self.heads.chunks_mut(per * 5 * nr))
-            .enumerate()
-            .map(|(s, ((m_q, v_q), heads))| {
-                move || {
-                    for (i, mut panel) in plan_panels(w, m_q, v_q, heads).enumerate() {
-                        if !fold_panel(w, q, s * per + i, &mut panel) {
-                            in_range.store(false, Ordering::Relaxed);
-                        }
-                    }
-                }
-            });
-        // The calling thread folds the first share itself; threads start only for the others.
-        let Some(mut first) = shares.next() else { return true };
-        if shares.len() == 0 {
-            first();
-        } else {
-            std::thread::scope(|scope| {
-                shares.for_each(|share| drop(scope.spawn(share)));
-                first();
-            });
-        }
-        in_range.load(Ordering::Relaxed)
-    }
-
-    fn panel(&self, w: &FoldedWeights<E>, i: usize) -> (&[E], &[f32], &[f32]) {
-        let nr = w.tile.nr;
-        (&self.m_q[i * w.dim * nr..][..w.dim * nr], &self.v_q[i * nr..][..nr], &self.heads[i * 5 * nr..][..5 * nr])
+        even_shares(w.panels, workers.width().min(w.panels), ends);
+        workers
+            .split(&mut [(); MAX_THREADS], &mut self.panels, ends, &|share, (), panels| {
+                let first = if share == 0 { 0 } else { ends[share - 1] };
+                panels.iter_mut().enumerate().try_for_each(|(i, panel)| fold_panel(w, q, first + i, panel))
+            })
+            .is_ok()
     }
 }
 
-/// Cuts a plan's arrays (or a contiguous share of them) into panels.
-fn plan_panels<'a, E: Element>(
-    w: &FoldedWeights<E>,
-    m_q: &'a mut [E],
-    v_q: &'a mut [f32],
-    heads: &'a mut [f32],
-) -> impl Iterator<Item = PlanPanel<'a, E>> {
-    let nr = w.tile.nr;
-    m_q.chunks_exact_mut(w.dim * nr)
-        .zip(v_q.chunks_exact_mut(nr))
-        .zip(heads.chunks_exact_mut(5 * nr))
-        .map(|((m_q, v_q), heads)| PlanPanel { m_q, v_q, heads })
+/// Cuts `n` items into `shares` consecutive shares of nearly equal size, as the ends that
+/// [`Workers::split`] takes.
+fn even_shares(n: usize, shares: usize, ends: &mut Vec<usize>) {
+    ends.clear();
+    ends.extend((1..=shares).map(|s| n * s / shares));
 }
 
 /// Folds `q` into panel `i`: `M_q`'s columns, `v_q` and `u_q` for its `NR` hidden units.
-/// `false` when an `M_q` value is out of `E`'s range.
-fn fold_panel<E: Element>(w: &FoldedWeights<E>, q: &[f32], i: usize, panel: &mut PlanPanel<'_, E>) -> bool {
+/// Errors when an `M_q` value is out of `E`'s range.
+fn fold_panel<E: Element>(
+    w: &FoldedWeights<E>,
+    q: &[f32],
+    i: usize,
+    panel: &mut PanelPlan<E>,
+) -> std::result::Result<(), OutOfRange> {
     let nr = w.tile.nr;
     panel.v_q.copy_from_slice(&w.fc1_bias[i * nr..][..nr]);
     let u_q = match w.similarity {
@@ -324,7 +309,12 @@ fn fold_panel<E: Element>(w: &FoldedWeights<E>, q: &[f32], i: usize, panel: &mut
         Similarity::Cosine => &mut [],
     };
     u_q.fill(0.0);
-    w.tile.fold(Fold { weights: w.fold_weights(i), q, m: panel.m_q, v: panel.v_q, u: u_q })
+    let in_range = w.tile.fold(Fold { weights: w.fold_weights(i), q, m: &mut panel.m_q, v: &mut panel.v_q, u: u_q });
+    if in_range {
+        Ok(())
+    } else {
+        Err(OutOfRange::Fold)
+    }
 }
 
 /// What made a query unscorable at the session's precision.
@@ -342,7 +332,7 @@ enum OutOfRange {
 struct BlockScratch<E> {
     /// The block's candidates packed for the tile, `[tile][d][MR]`, zero past the last row.
     packed: AlignedBuf<E>,
-    /// `[row][SUMS][LANES]`.
+    /// `[group][row][SUMS][LANES]`: each panel group's sums (see [`PANEL_GROUPS`]).
     sums: Vec<f32>,
     q_dot_c: Vec<f32>,
     c_sq: Vec<f32>,
@@ -359,7 +349,7 @@ impl<E: Element> BlockScratch<E> {
         let (rows, nr) = (w.block_rows, w.tile.nr);
         BlockScratch {
             packed: AlignedBuf::zeroed(rows * w.dim),
-            sums: vec![0.0; rows * SUMS * LANES],
+            sums: vec![0.0; PANEL_GROUPS * rows * SUMS * LANES],
             q_dot_c: vec![0.0; rows],
             c_sq: vec![0.0; rows],
             tile_out: vec![0.0; rows * nr],
@@ -403,7 +393,9 @@ impl<E: Element> BlockScratch<E> {
                 (0..d).for_each(|p| tile[p * mr + r] = E::default());
             }
         }
-        self.sums[..n * SUMS * LANES].fill(0.0);
+        for group in self.sums.chunks_exact_mut(w.block_rows * SUMS * LANES) {
+            group[..n * SUMS * LANES].fill(0.0);
+        }
     }
 
     /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
@@ -415,12 +407,13 @@ impl<E: Element> BlockScratch<E> {
         w: &FoldedWeights<E>,
         n: usize,
         i: usize,
-        (m_q, v_q, heads): (&[E], &[f32], &[f32]),
+        PanelPlan { m_q, v_q, heads }: &PanelPlan<E>,
         next: &[E],
     ) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
         let tiles = n.div_ceil(mr);
+        let sums = &mut self.sums[w.group(i) * w.block_rows * SUMS * LANES..][..w.block_rows * SUMS * LANES];
         let mut prefetched = 0;
         // The reduction over d runs in chunks whose slice of the panel stays in L1 while every
         // tile of the block passes over it; each tile's partial sums wait in `tile_out`.
@@ -434,7 +427,7 @@ impl<E: Element> BlockScratch<E> {
                     bias: v_q,
                     activation: w.activation,
                     heads: &heads[..w.heads() * nr],
-                    sums: &mut self.sums[t * mr * SUMS * LANES..][..rows * SUMS * LANES],
+                    sums: &mut sums[t * mr * SUMS * LANES..][..rows * SUMS * LANES],
                     stride: SUMS * LANES,
                     rows,
                 });
@@ -497,14 +490,23 @@ impl<E: Element> BlockScratch<E> {
         }
     }
 
+    /// Takes the sums of panel group `g` for the block's first `n` rows from `other`, which
+    /// scored the same block.
+    fn take_group(&mut self, other: &Self, w: &FoldedWeights<E>, g: usize, n: usize) {
+        let range = g * w.block_rows * SUMS * LANES..;
+        self.sums[range.clone()][..n * SUMS * LANES].copy_from_slice(&other.sums[range][..n * SUMS * LANES]);
+    }
+
     /// Turns the block's sums into per-pair results.
     fn finish(&mut self, w: &FoldedWeights<E>, plan: &QueryPlan<E>, q: &[f32], out: &mut [PairRaw]) {
         if w.similarity == Similarity::Cosine {
             self.layer2(w, q, out.len());
         }
+        let groups: [&[f32]; PANEL_GROUPS] =
+            std::array::from_fn(|g| &self.sums[g * w.block_rows * SUMS * LANES..][..out.len() * SUMS * LANES]);
         for (i, o) in out.iter_mut().enumerate() {
-            let sums = &self.sums[i * SUMS * LANES..][..SUMS * LANES];
-            let sum = |s: usize| sums[s * LANES..][..LANES].iter().sum::<f32>();
+            // Group by group, in order, so that the result does not depend on who summed them.
+            let sum = |s: usize| groups.iter().flat_map(|g| &g[(i * SUMS + s) * LANES..][..LANES]).sum::<f32>();
             let logits = [0, 1, 2, 3].map(|c| sum(c) + w.classifier_bias[c]);
             let q_dot_c = self.q_dot_c[i];
             let (sim_adapted, sim_candidate) = match w.similarity {
@@ -535,7 +537,7 @@ fn score_range<E: Element>(
         let n = block_out.len();
         s.pack(w, q, batch, start, n);
         for i in 0..w.panels {
-            s.layer1_panel(w, n, i, plan.panel(w, i), &[]);
+            s.layer1_panel(w, n, i, &plan.panels[i], &[]);
         }
         s.finish(w, plan, q, block_out);
         if let Some(failure) = s.out_of_range {
@@ -545,29 +547,30 @@ fn score_range<E: Element>(
     Ok(())
 }
 
-/// Folds and scores a list of at most one block in one pass: each panel is folded just before
-/// the tile uses it, while it is still in cache.
-fn fold_and_score<E: Element>(
+/// Folds and scores panels `first_panel..` (as many as `panels` holds) for a list of at most one
+/// block, each panel folded just before the tile uses it, while it is still in cache. Leaves
+/// the heads' sums in `s`.
+#[allow(clippy::too_many_arguments)]
+fn fold_and_score_panels<E: Element>(
     w: &FoldedWeights<E>,
-    plan: &mut QueryPlan<E>,
+    panels: &mut [PanelPlan<E>],
+    first_panel: usize,
     s: &mut BlockScratch<E>,
     batch: &Batch<'_>,
     q: &[f32],
     first: usize,
-    out: &mut [PairRaw],
+    n: usize,
 ) -> std::result::Result<(), OutOfRange> {
-    let n = out.len();
     debug_assert!(n <= w.block_rows);
-    plan.fold_scalars(w, q);
     s.pack(w, q, batch, first, n);
-    for (i, mut panel) in plan_panels(w, &mut plan.m_q, &mut plan.v_q, &mut plan.heads).enumerate() {
-        if !fold_panel(w, q, i, &mut panel) {
-            return Err(OutOfRange::Fold);
-        }
-        let next = if i + 1 < w.panels { w.fold_weights(i + 1) } else { &[] };
-        s.layer1_panel(w, n, i, (&*panel.m_q, &*panel.v_q, &*panel.heads), next);
+    let count = panels.len();
+    for (j, panel) in panels.iter_mut().enumerate() {
+        let i = first_panel + j;
+        // A bad candidate is the more useful error than the fold it overflowed.
+        fold_panel(w, q, i, panel).map_err(|fold| s.out_of_range.unwrap_or(fold))?;
+        let next = if j + 1 < count { w.fold_weights(i + 1) } else { &[] };
+        s.layer1_panel(w, n, i, panel, next);
     }
-    s.finish(w, plan, q, out);
     s.out_of_range.map_or(Ok(()), Err)
 }
 
@@ -593,16 +596,74 @@ fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: 
 }
 
 /// One session thread's engine: the shared weights, a query plan, and block scratch for itself
-/// and for the helper threads it may start within one query.
+/// and for the workers it may share a query with.
 pub(crate) struct FoldedEngine<E> {
     w: Arc<FoldedWeights<E>>,
     plan: QueryPlan<E>,
+    /// One per thread that has shared a query so far.
     scratch: Vec<BlockScratch<E>>,
+    /// Where each thread's share ends, for [`Workers::split`].
+    ends: Vec<usize>,
 }
 
 impl<E: Element> FoldedEngine<E> {
     pub(crate) fn new(w: Arc<FoldedWeights<E>>) -> Self {
-        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], w }
+        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], ends: Vec::new(), w }
+    }
+
+    /// Scores one query's list, the batch-wide candidates `first..first + out.len()`, sharing
+    /// it with the workers as its length makes worthwhile.
+    fn score_query(
+        &mut self,
+        batch: &Batch<'_>,
+        q: &[f32],
+        first: usize,
+        out: &mut [PairRaw],
+        workers: &mut Workers,
+    ) -> std::result::Result<(), OutOfRange> {
+        let w = &*self.w;
+        let k = out.len();
+        while self.scratch.len() < workers.width() {
+            self.scratch.push(BlockScratch::new(w));
+        }
+        if k <= w.block_rows {
+            // A short list is shared by panel group: each thread folds its own panels (the fold
+            // is most of a short list's work) and scores every candidate on them.
+            let shares = if k >= MIN_ROWS_TO_SHARE_PANELS { workers.width().min(PANEL_GROUPS) } else { 1 };
+            let shares = if w.similarity == Similarity::Dot && w.panels >= shares { shares } else { 1 };
+            self.plan.fold_scalars(w, q);
+            if shares == 1 {
+                fold_and_score_panels(w, &mut self.plan.panels, 0, &mut self.scratch[0], batch, q, first, k)?;
+            } else {
+                self.ends.clear();
+                self.ends.extend((1..=PANEL_GROUPS).map(|g| w.group_start(g)));
+                let ends = &self.ends;
+                workers.split(&mut self.scratch, &mut self.plan.panels, ends, &|share, s, panels| {
+                    let first_panel = if share == 0 { 0 } else { ends[share - 1] };
+                    fold_and_score_panels(w, panels, first_panel, s, batch, q, first, k)
+                })?;
+                let (head, others) = self.scratch.split_first_mut().expect("a scratch per share");
+                for (g, other) in others[..PANEL_GROUPS - 1].iter().enumerate() {
+                    head.take_group(other, w, g + 1, k);
+                }
+            }
+            self.scratch[0].finish(w, &self.plan, q, out);
+            return Ok(());
+        }
+        // A long list: every thread helps fold, then scores its own candidates.
+        if !self.plan.fold(w, q, workers, &mut self.ends) {
+            return Err(OutOfRange::Fold);
+        }
+        let threads = workers.width().min(k / MIN_ROWS_PER_THREAD).max(1);
+        // Shares in whole tiles, so no tile straddles two threads.
+        let share = k.div_ceil(threads).div_ceil(w.tile.mr) * w.tile.mr;
+        self.ends.clear();
+        self.ends.extend((1..=threads).map(|t| (t * share).min(k)));
+        let (plan, ends) = (&self.plan, &self.ends);
+        workers.split(&mut self.scratch, out, ends, &|share, s, part| {
+            let start = if share == 0 { 0 } else { ends[share - 1] };
+            score_range(w, plan, s, batch, q, first + start, part)
+        })
     }
 }
 
@@ -629,50 +690,19 @@ impl<E: Element> Engine for FoldedEngine<E> {
         E::PRECISION
     }
 
-    fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()> {
-        let w = &*self.w;
+    fn forward(
+        &mut self,
+        _adapter: &Adapter,
+        batch: &Batch<'_>,
+        first_query: usize,
+        out: &mut [PairRaw],
+        workers: &mut Workers,
+    ) -> Result<()> {
         let mut start = 0;
-        for (qi, &k) in batch.candidate_counts.iter().enumerate() {
-            if k == 0 {
-                continue;
-            }
-            let q = batch.query(qi);
-            let query_out = &mut out[start..start + k];
-            let threads = width.min(k / MIN_ROWS_PER_THREAD).max(1);
-            let scored = if threads == 1 && k <= w.block_rows {
-                fold_and_score(w, &mut self.plan, &mut self.scratch[0], batch, q, start, query_out)
-            } else if !self.plan.fold(w, q, threads) {
-                Err(OutOfRange::Fold)
-            } else if threads == 1 {
-                score_range(w, &self.plan, &mut self.scratch[0], batch, q, start, query_out)
-            } else {
-                {
-                    while self.scratch.len() < threads {
-                        self.scratch.push(BlockScratch::new(w));
-                    }
-                    let plan = &self.plan;
-                    // Shares in whole tiles, so no tile straddles two threads.
-                    let share = k.div_ceil(threads).div_ceil(w.tile.mr) * w.tile.mr;
-                    std::thread::scope(|scope| {
-                        let mut parts = query_out.chunks_mut(share).zip(self.scratch.iter_mut()).enumerate();
-                        // The calling thread takes the first share itself.
-                        let (_, (first_out, first_scratch)) = parts.next().expect("at least one share");
-                        for (i, (part, scratch)) in parts {
-                            scope.spawn(move || {
-                                if let Err(failure) = score_range(w, plan, scratch, batch, q, start + i * share, part) {
-                                    scratch.out_of_range = Some(failure);
-                                }
-                            });
-                        }
-                        if let Err(failure) = score_range(w, plan, first_scratch, batch, q, start, first_out) {
-                            first_scratch.out_of_range = Some(failure);
-                        }
-                    });
-                }
-                self.scratch[..threads].iter().find_map(|s| s.out_of_range).map_or(Ok(()), Err)
-            };
-            if let Err(failure) = scored {
-                return Err(out_of_range(failure, E::PRECISION, qi, start));
+        for (query, &k) in batch.candidate_counts.iter().enumerate() {
+            if k > 0 {
+                self.score_query(batch, batch.query(query), start, &mut out[start..start + k], workers)
+                    .map_err(|failure| out_of_range(failure, E::PRECISION, first_query + query, start))?;
             }
             start += k;
         }

@@ -16,6 +16,7 @@ pub use simd::CpuKernel;
 use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Adapter;
+use crate::workers::Workers;
 
 /// The raw result of the forward pass for one (query, candidate) pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -104,9 +105,17 @@ pub(crate) trait Engine: Send {
         Precision::F32
     }
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
-    /// `adapter`, and `out.len()` is its total candidate count. The engine may use up to `width`
-    /// threads inside the call (1: only the calling thread).
-    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], width: usize) -> Result<()>;
+    /// `adapter`, and `out.len()` is its total candidate count; its first query is query
+    /// `first_query` of the caller's batch (errors name queries by that count). The engine may
+    /// share the work with `workers`.
+    fn forward(
+        &mut self,
+        adapter: &Adapter,
+        batch: &Batch<'_>,
+        first_query: usize,
+        out: &mut [PairRaw],
+        workers: &mut Workers,
+    ) -> Result<()>;
 }
 
 /// What a session asks of the engines, beyond the engine itself.

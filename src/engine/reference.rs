@@ -5,6 +5,7 @@ use super::{Engine, EngineKind, PairRaw};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::model::{Activation, Adapter, Similarity};
+use crate::workers::Workers;
 
 pub(crate) struct ReferenceEngine {
     interaction: Vec<f32>,
@@ -65,8 +66,15 @@ impl Engine for ReferenceEngine {
         EngineKind::Reference
     }
 
-    /// Single-threaded whatever `width` says: this engine is the plain statement of the math.
-    fn forward(&mut self, adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], _width: usize) -> Result<()> {
+    /// Single-threaded whatever the workers: this engine is the plain statement of the math.
+    fn forward(
+        &mut self,
+        adapter: &Adapter,
+        batch: &Batch<'_>,
+        _: usize,
+        out: &mut [PairRaw],
+        _: &mut Workers,
+    ) -> Result<()> {
         let (d, h) = (adapter.dim(), adapter.hidden());
         let w = adapter.weights();
         let config = adapter.config();

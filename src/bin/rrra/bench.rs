@@ -29,7 +29,7 @@ Options:
   --k K           candidates per query
   --queries N     timed calls, each on its own query and candidates (default 20)
   --batch B       queries per call (default 1); times are per query
-  --threads T     threads per call, splitting a call's queries (default 1)
+  --threads T     threads per call, splitting a call's queries or one list's work (default 1)
   --dtype T       the arithmetic (default f32): f16 rounds weights and candidates to half (the
                   folded engine on a CPU with AVX512-FP16, or the cuda engine); bf16 runs on
                   the cuda engine only. The inputs stay f32

@@ -15,6 +15,7 @@ use crate::batch::{Batch, Candidates};
 use crate::engine::{Engine, EngineKind, PairRaw, Precision};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
+use crate::workers::Workers;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -484,8 +485,15 @@ impl<T: Element> Engine for CudaEngine<T> {
         T::PRECISION
     }
 
-    /// The device does the work; `width` is not used.
-    fn forward(&mut self, _adapter: &Adapter, batch: &Batch<'_>, out: &mut [PairRaw], _width: usize) -> Result<()> {
+    /// The device does the work; the workers are not used.
+    fn forward(
+        &mut self,
+        _: &Adapter,
+        batch: &Batch<'_>,
+        _: usize,
+        out: &mut [PairRaw],
+        _: &mut Workers,
+    ) -> Result<()> {
         let row_stride = match batch.candidates {
             Candidates::Dense { row_stride, .. } => row_stride,
             Candidates::ById { .. } => self.weights.dim,
