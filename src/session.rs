@@ -18,8 +18,10 @@ pub const MAX_THREADS: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
     pub engine: EnginePreference,
-    /// Threads a call may use (at least 1): a batch's queries are split between them, and one
-    /// list of at least 16 candidates is shared too. The default is 1: search engines run their
+    /// Threads a call may use (at least 1): a batch's queries are split between them, and so
+    /// is one list's work (a list of up to one block, about 256–512 candidates, on two threads
+    /// at most and for dot similarity only). Results are bit-identical whatever the count.
+    /// The default is 1: search engines run their
     /// own thread pools, and a library that starts threads behind their back oversubscribes the
     /// machine. The session starts `threads − 1` threads of its own and keeps them parked
     /// between calls; after a call they spin for about 100 µs before parking, in case another

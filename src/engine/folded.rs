@@ -48,11 +48,9 @@ const MAX_BLOCK_ROWS: usize = 512;
 /// Bytes of a weight panel per chunk of layer 1's reduction: half of a typical L1 data cache.
 const CHUNK_BYTES: usize = 24 * 1024;
 
-/// Fewest candidates of a long list worth a thread of their own (measured at d = h = 384, 768).
-const MIN_ROWS_PER_THREAD: usize = 256;
-/// Fewest candidates of a short list worth sharing its panel groups between threads: below
-/// this, handing the work over costs more than the second core gains.
-const MIN_ROWS_TO_SHARE_PANELS: usize = 16;
+/// Fewest candidates of a long list worth a thread of their own: a few tiles, since handing a
+/// share to a worker costs microseconds (measured at d = h = 768).
+const MIN_ROWS_PER_THREAD: usize = 64;
 
 /// A function `(p, j)` giving element `p, j` of an `n × cols` matrix.
 type Matrix<'a> = &'a dyn Fn(usize, usize) -> f32;
@@ -628,8 +626,9 @@ impl<E: Element> FoldedEngine<E> {
         }
         if k <= w.block_rows {
             // A short list is shared by panel group: each thread folds its own panels (the fold
-            // is most of a short list's work) and scores every candidate on them.
-            let shares = if k >= MIN_ROWS_TO_SHARE_PANELS { workers.width().min(PANEL_GROUPS) } else { 1 };
+            // is most of a short list's work; on two cores each keeps its half of the weights
+            // in its own L2) and scores every candidate on them. Worth it down to k = 1.
+            let shares = workers.width().min(PANEL_GROUPS);
             let shares = if w.similarity == Similarity::Dot && w.panels >= shares { shares } else { 1 };
             self.plan.fold_scalars(w, q);
             if shares == 1 {
