@@ -634,16 +634,18 @@ impl<E: Element> FoldedEngine<E> {
             if shares == 1 {
                 fold_and_score_panels(w, &mut self.plan.panels, 0, &mut self.scratch[0], batch, q, first, k)?;
             } else {
+                // Share `s` takes the panel groups `group(s)..group(s + 1)`.
+                let group = |s: usize| s * PANEL_GROUPS / shares;
                 self.ends.clear();
-                self.ends.extend((1..=PANEL_GROUPS).map(|g| w.group_start(g)));
+                self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
                 let ends = &self.ends;
                 workers.split(&mut self.scratch, &mut self.plan.panels, ends, &|share, s, panels| {
                     let first_panel = if share == 0 { 0 } else { ends[share - 1] };
                     fold_and_score_panels(w, panels, first_panel, s, batch, q, first, k)
                 })?;
                 let (head, others) = self.scratch.split_first_mut().expect("a scratch per share");
-                for (g, other) in others[..PANEL_GROUPS - 1].iter().enumerate() {
-                    head.take_group(other, w, g + 1, k);
+                for (s, other) in (1..shares).zip(others) {
+                    (group(s)..group(s + 1)).for_each(|g| head.take_group(other, w, g, k));
                 }
             }
             self.scratch[0].finish(w, &self.plan, q, out);
