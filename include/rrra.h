@@ -254,7 +254,8 @@ typedef struct rrra_session_options {
   // Threads one call may use (0 means 1, the default; at most RRRA_MAX_THREADS): a batch's
   // queries are split between them, or one list's work. The session starts `threads − 1`
   // threads of its own and parks them between calls (after ~100 µs of spinning, in case
-  // another call follows); rrra_session_free stops them.
+  // another call follows); rrra_session_free stops them. In a child forked after that, the
+  // session's calls run on the calling thread alone.
   uint32_t threads;
   // An `rrra_cpu_kernel` value: forces the folded engine's instruction set (tests and
   // benchmarks); `RRRA_CPU_KERNEL_AUTO` picks the best this CPU has.

@@ -25,7 +25,7 @@ pub struct SessionOptions {
     /// own thread pools, and a library that starts threads behind their back oversubscribes the
     /// machine. The session starts `threads − 1` threads of its own and keeps them parked
     /// between calls; after a call they spin for about 100 µs before parking, in case another
-    /// call follows.
+    /// call follows. In a child forked after that, calls run on the calling thread alone.
     pub threads: usize,
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.

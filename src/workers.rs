@@ -7,6 +7,10 @@
 //! just finished spins for [`SPIN`] before it parks, because the next job (the next phase of
 //! the same query, the next query of a batch) usually follows at once and waking a parked
 //! thread costs tens of microseconds.
+//!
+//! A process forked from the one that started the workers has none of them (only the forking
+//! thread survives a fork): there every share runs on the calling thread, and dropping the
+//! workers joins nothing. Python training pipelines fork their data-loader processes.
 
 use crate::error::{Error, ErrorKind, Result};
 use std::any::Any;
@@ -135,12 +139,14 @@ impl Drop for WaitOnDrop<'_> {
 pub(crate) struct Workers {
     shared: Option<Arc<Shared>>,
     threads: Vec<JoinHandle<()>>,
+    /// The process that started the threads.
+    process: u32,
 }
 
 impl Workers {
     /// Only the calling thread: every share runs on it, in order.
     pub(crate) fn inline() -> Workers {
-        Workers { shared: None, threads: Vec::new() }
+        Workers { shared: None, threads: Vec::new(), process: std::process::id() }
     }
 
     /// Starts `width − 1` threads. Errors: Internal when the system refuses a thread.
@@ -157,7 +163,11 @@ impl Workers {
             done: Condvar::new(),
             panic: Mutex::new(None),
         });
-        let mut workers = Workers { shared: Some(shared.clone()), threads: Vec::with_capacity(width - 1) };
+        let mut workers = Workers {
+            shared: Some(shared.clone()),
+            threads: Vec::with_capacity(width - 1),
+            process: std::process::id(),
+        };
         for index in 0..width - 1 {
             let shared = shared.clone();
             let thread = std::thread::Builder::new()
@@ -180,7 +190,7 @@ impl Workers {
     pub(crate) fn run(&mut self, shares: usize, job: &(dyn Fn(usize) + Sync)) {
         assert!(shares <= self.width(), "{shares} shares for {} threads", self.width());
         let shared = match &self.shared {
-            Some(shared) if shares > 1 => shared,
+            Some(shared) if shares > 1 && self.process == std::process::id() => shared,
             _ => return (0..shares).for_each(job),
         };
         // SAFETY: only the lifetime is erased; `WaitOnDrop` keeps this call (and so `job`) alive
@@ -267,6 +277,11 @@ unsafe impl<T: Send> Sync for Parts<T> {}
 
 impl Drop for Workers {
     fn drop(&mut self) {
+        if self.process != std::process::id() {
+            // A forked child: the threads are the parent's, and their state may be mid-job.
+            std::mem::forget(std::mem::take(&mut self.threads));
+            return;
+        }
         if let Some(shared) = &self.shared {
             let mut slot = lock(&shared.slot);
             slot.stop = true;

@@ -588,9 +588,9 @@ class Session:
             adapter: the model to run.
             engine: ``"auto"`` (the best available), ``"reference"``, ``"folded"`` or ``"cuda"``
                 (a library built with the ``cuda`` feature, on a machine with an NVIDIA GPU).
-            threads: threads one call may use (the library splits a batch between them and
-                starts them per call: worth it for batches of many queries). At most 1024.
-                Results do not depend on it.
+            threads: threads one call may use (the library splits a batch's queries, or one
+                list's work, between them; the session starts them once and parks them between
+                calls). At most 1024. Results do not depend on it.
             cpu_kernel: the folded engine's instruction set: ``"auto"`` (the best this CPU
                 has), ``"portable"``, ``"avx2"`` or ``"avx512"``; for tests and benchmarks.
             precision: ``"f32"``; ``"f16"``: weights and candidates rounded to half, SPEC §6's

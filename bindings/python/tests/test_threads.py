@@ -102,3 +102,40 @@ def test_session_threads_do_not_change_results(make):
         rrra.Session(made.adapter, threads=0)
     with pytest.raises(ValueError, match="threads"):
         rrra.Session(made.adapter, threads=2**32 - 1)  # would abort the process inside the library
+
+
+def test_a_forked_child_can_use_a_threaded_session(make):
+    """A session's worker threads do not survive fork(); the child's calls run on its one thread."""
+    import os
+
+    import pytest
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork() on this platform")
+    made = make(d=48, h=96, seed=6)
+    rng = np.random.default_rng(7)
+    q = rng.normal(size=48).astype(np.float32)
+    c = rng.normal(size=(300, 48)).astype(np.float32)
+    with rrra.Session(made.adapter, threads=2) as session:
+        want = session.rerank(q, c)  # the parent's workers have run
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only for identical results
+            status = 2
+            try:
+                got = session.rerank(q, c)
+                same = np.array_equal(got.log_s_rr, want.log_s_rr) and np.array_equal(got.order, want.order)
+                status = 0 if same else 1
+            finally:
+                os._exit(status)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung in a threaded session's call")
+            time.sleep(0.01)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"
+        np.testing.assert_array_equal(session.rerank(q, c).log_s_rr, want.log_s_rr)

@@ -2,7 +2,8 @@ package dev.rrra;
 
 /**
  * {@code rrra_session_options}: the engine ({@link Engine#AUTO} picks the best available), the
- * threads one call may use, splitting a batch's queries between them (0 means 1), the folded
+ * threads one call may use, splitting a batch's queries or one list's work between them (0
+ * means 1; the session starts them once and parks them between calls), the folded
  * engine's instruction set ({@link CpuKernel#AUTO}: the best this CPU has; forcing one is for
  * tests and benchmarks) and the arithmetic ({@link Precision#F32} unless asked otherwise).
  */
