@@ -78,6 +78,8 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
         if start.elapsed() > SPIN {
             return ready();
         }
+        // With more threads than cores, let the thread with work to do have this core.
+        std::thread::yield_now();
     }
 }
 
