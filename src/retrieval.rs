@@ -23,11 +23,7 @@ pub struct TopK {
 
 impl TopK {
     pub fn queries(&self) -> usize {
-        if self.k == 0 {
-            0
-        } else {
-            self.docs.len() / self.k
-        }
+        self.docs.len().checked_div(self.k).unwrap_or(0)
     }
     pub fn docs_of(&self, query: usize) -> &[u32] {
         &self.docs[query * self.k..(query + 1) * self.k]

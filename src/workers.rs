@@ -27,6 +27,9 @@ const SPIN: Duration = Duration::from_micros(100);
 
 type Job = dyn Fn(usize) + Sync;
 
+/// A job of [`Workers::split`]: `(share, its state, its part of the output)`.
+type SplitJob<'a, S, T, X> = dyn Fn(usize, &mut S, &mut [T]) -> std::result::Result<(), X> + Sync + 'a;
+
 /// The current job, lifetime erased. Only dereferenced between its publication and the end of
 /// the [`Workers::run`] call that published it, which outlives that span.
 #[derive(Clone, Copy)]
@@ -243,7 +246,7 @@ impl Workers {
         state: &mut [S],
         out: &mut [T],
         ends: &[usize],
-        job: &(dyn Fn(usize, &mut S, &mut [T]) -> std::result::Result<(), X> + Sync),
+        job: &SplitJob<'_, S, T, X>,
     ) -> std::result::Result<(), X> {
         assert!(state.len() >= ends.len(), "{} states for {} shares", state.len(), ends.len());
         assert!(
@@ -311,7 +314,9 @@ mod tests {
             let runs: Vec<AtomicUsize> = (0..width).map(|_| AtomicUsize::new(0)).collect();
             for round in 0..200 {
                 let shares = round % (width + 1);
-                workers.run(shares, &|share| drop(runs[share].fetch_add(1, Ordering::Relaxed)));
+                workers.run(shares, &|share| {
+                    runs[share].fetch_add(1, Ordering::Relaxed);
+                });
             }
             for (share, runs) in runs.iter().enumerate() {
                 let expected = (0..200).filter(|round| share < round % (width + 1)).count();
@@ -326,7 +331,9 @@ mod tests {
         let sum = AtomicUsize::new(0);
         for _ in 0..3 {
             std::thread::sleep(SPIN * 20);
-            workers.run(3, &|share| drop(sum.fetch_add(share + 1, Ordering::Relaxed)));
+            workers.run(3, &|share| {
+                sum.fetch_add(share + 1, Ordering::Relaxed);
+            });
         }
         assert_eq!(sum.load(Ordering::Relaxed), 3 * 6);
     }
@@ -368,7 +375,9 @@ mod tests {
         }));
         assert!(caught.is_err());
         let sum = AtomicUsize::new(0);
-        workers.run(2, &|share| drop(sum.fetch_add(share + 1, Ordering::Relaxed)));
+        workers.run(2, &|share| {
+            sum.fetch_add(share + 1, Ordering::Relaxed);
+        });
         assert_eq!(sum.load(Ordering::Relaxed), 3);
     }
 

@@ -429,8 +429,9 @@ mod portable {
 /// once for every vector width. `$reduce` sums a vector's lanes.
 macro_rules! x86_kernel {
     (
-        $module:ident, $feature:literal, lanes: $lanes:literal, mr: $mr:literal,
-        $zero:ident, $set1:ident, $load:ident, $store:ident, $fmadd:ident, $add:ident, $reduce:expr
+        $module:ident, $feature:literal, $vec:ty, lanes: $lanes:literal, mr: $mr:literal,
+        $zero:ident, $set1:ident, $load:ident, $store:ident, $fmadd:ident, $add:ident, $max:ident,
+        $reduce:expr
     ) => {
         /// cbindgen:ignore
         #[cfg(target_arch = "x86_64")]
@@ -487,15 +488,59 @@ macro_rules! x86_kernel {
                         acc[1] = $fmadd(x, b1, acc[1]);
                     }
                 }
-                for (r, acc) in acc.iter().enumerate() {
-                    unsafe {
-                        $store(out.add(r * NR), acc[0]);
-                        $store(out.add(r * NR + $lanes), acc[1]);
+                match e {
+                    Some(e) if e.activation == super::Activation::Relu => unsafe { relu_epilogue(&acc, out, e) },
+                    e => {
+                        for (r, acc) in acc.iter().enumerate() {
+                            unsafe {
+                                $store(out.add(r * NR), acc[0]);
+                                $store(out.add(r * NR + $lanes), acc[1]);
+                            }
+                        }
+                        if let Some(e) = e {
+                            super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
+                        }
                     }
                 }
-                if let Some(e) = e {
-                    super::epilogue::<MR, NR>(unsafe { std::slice::from_raw_parts_mut(out, MR * NR) }, e);
+            }
+
+            /// [`super::epilogue`] for ReLU straight from the tile's registers (the common case;
+            /// the generic one reloads the tile from memory): bias, the finiteness check, ReLU,
+            /// the activations stored to `out`, and each head's products added into its sums.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU has ", $feature, "; `out` holds `MR·NR` values; `e` checked by `Tile::run`.")]
+            #[target_feature(enable = $feature)]
+            #[inline]
+            unsafe fn relu_epilogue(acc: &[[$vec; 2]; MR], out: *mut f32, e: &mut super::Epilogue<'_>) {
+                // SAFETY (every block below): `Tile::run` checked `bias`, `heads` and `sums`
+                // against `NR`, `rows` and `stride`.
+                let bias = unsafe { [$load(e.bias.as_ptr()), $load(e.bias.as_ptr().add($lanes))] };
+                let (zero, mut check) = ($zero(), $zero());
+                let heads = e.heads.len() / NR;
+                for (r, acc) in acc.iter().enumerate().take(e.rows) {
+                    let pre = [$add(acc[0], bias[0]), $add(acc[1], bias[1])];
+                    // `x·0 + check` turns NaN for a non-finite `x`.
+                    check = $fmadd(pre[1], zero, $fmadd(pre[0], zero, check));
+                    let x = [$max(pre[0], zero), $max(pre[1], zero)];
+                    unsafe {
+                        $store(out.add(r * NR), x[0]);
+                        $store(out.add(r * NR + $lanes), x[1]);
+                    }
+                    for h in 0..heads {
+                        let (head, sums) = unsafe {
+                            (e.heads.as_ptr().add(h * NR), e.sums.as_mut_ptr().add(r * e.stride + h * super::LANES))
+                        };
+                        // Column `j` adds into lane `j % LANES`, as in the generic epilogue.
+                        for c in 0..2 {
+                            let o = c * $lanes % super::LANES;
+                            unsafe {
+                                $store(sums.add(o), $fmadd(x[c], $load(head.add(c * $lanes)), $load(sums.add(o))));
+                            }
+                        }
+                    }
                 }
+                e.non_finite |= !$reduce(check).is_finite();
             }
 
             /// [`super::Fold`] with `v` and `u` in registers for the whole panel.
@@ -540,17 +585,17 @@ macro_rules! x86_kernel {
 }
 
 // 6 × 16 in 12 of AVX2's 16 ymm registers; 12 × 32 in 24 of AVX-512's 32 zmm registers.
-x86_kernel!(avx2, "avx2,fma", lanes: 8, mr: 6,
-_mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps,
+x86_kernel!(avx2, "avx2,fma", __m256, lanes: 8, mr: 6,
+_mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_max_ps,
 |sum: __m256| {
     let mut lanes = [0.0f32; 8];
     // SAFETY: `lanes` holds the 8 values stored.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
     lanes.iter().sum::<f32>()
 });
-x86_kernel!(avx512, "avx512f", lanes: 16, mr: 12,
+x86_kernel!(avx512, "avx512f", __m512, lanes: 16, mr: 12,
     _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps,
-    _mm512_reduce_add_ps);
+    _mm512_max_ps, _mm512_reduce_add_ps);
 
 #[cfg(test)]
 mod tests {
@@ -656,6 +701,7 @@ mod tests {
                         non_finite: false,
                     };
                     tile.run(&a, &b, n, &mut out, false, Some(&mut e), std::ptr::null());
+                    assert!(!e.non_finite, "{kernel:?} {activation:?}: finite values flagged");
                     for r in 0..rows {
                         let x: Vec<f64> = (0..nr)
                             .map(|j| {
@@ -681,6 +727,20 @@ mod tests {
                     }
                     // Rows past `rows`, and the padding past the heads, are left alone.
                     assert!(sums.chunks(stride).all(|row| row[heads * LANES..].iter().all(|&v| v == 0.5)));
+                    // A pre-activation of −∞ is flagged, though ReLU would turn it into 0.
+                    let mut bias = bias.clone();
+                    bias[nr - 1] = f32::NEG_INFINITY;
+                    let mut e = Epilogue {
+                        bias: &bias,
+                        activation,
+                        heads: &head,
+                        sums: &mut sums,
+                        stride,
+                        rows,
+                        non_finite: false,
+                    };
+                    tile.run(&a, &b, n, &mut out, false, Some(&mut e), std::ptr::null());
+                    assert!(e.non_finite, "{kernel:?} {activation:?}: −∞ not flagged");
                 }
             }
         }

@@ -35,7 +35,7 @@ pub fn fit_logistic(pairs: &[(f64, bool)]) -> (f64, f64) {
             hbb += s / n;
         }
         let det = hww * hbb - hwb * hwb;
-        if !(det > 0.0) {
+        if det.is_nan() || det <= 0.0 {
             break;
         }
         let (dw, db) = ((hbb * gw - hwb * gb) / det, (hww * gb - hwb * gw) / det);
@@ -45,7 +45,7 @@ pub fn fit_logistic(pairs: &[(f64, bool)]) -> (f64, f64) {
             break;
         }
     }
-    if !(w > 1e-9) || !w.is_finite() || !b.is_finite() {
+    if w.is_nan() || w <= 1e-9 || !w.is_finite() || !b.is_finite() {
         return (mean, std);
     }
     // w·(x − mean)/std + b = (x − μ)/τ.

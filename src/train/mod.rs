@@ -344,7 +344,7 @@ fn check(emb: &Embeddings<'_>, train: &[CandidateList], dev: &[CandidateList], o
             crate::MAX_THREADS
         ));
     }
-    if !(o.rank_temperature > 0.0) || !(o.learning_rate > 0.0) {
+    if [o.rank_temperature, o.learning_rate].iter().any(|x| x.is_nan() || *x <= 0.0) {
         return bad(format!("options: rank_temperature and learning_rate must be > 0, got {o:?}"));
     }
     if !(o.class_weight_exponent >= 0.0 && o.class_weight_exponent.is_finite()) {
