@@ -72,7 +72,9 @@ impl Element for f16 {
 #[cfg(target_arch = "x86_64")]
 mod fp16 {
     use super::{f16, in_range, FLUSH};
+    use crate::engine::simd::avx512::relu_epilogue;
     use crate::engine::simd::{epilogue, Epilogue, Fold};
+    use crate::model::Activation;
     use std::arch::asm;
     use std::arch::x86_64::*;
 
@@ -173,8 +175,16 @@ mod fp16 {
                 }
             }
         }
-        if let Some(e) = e {
-            epilogue::<MR, NR>(out, e);
+        match e {
+            Some(e) if e.activation == Activation::Relu => {
+                let out = out.as_mut_ptr();
+                // SAFETY: AVX-512F is present (this function's features); `out` holds MR·NR
+                // values, and row `r` is read before the epilogue writes it.
+                let row = |r: usize| std::array::from_fn(|c| unsafe { _mm512_loadu_ps(out.add(r * NR + c * 16)) });
+                unsafe { relu_epilogue::<{ NR / 16 }>(row, out, e) };
+            }
+            Some(e) => epilogue::<MR, NR>(out, e),
+            None => {}
         }
     }
 
@@ -339,6 +349,24 @@ mod tests {
                 let lanes: f64 = sums[r * LANES..][..LANES].iter().map(|&x| x as f64).sum();
                 assert!((lanes - head_sum).abs() <= 1e-4 * (1.0 + head_sum.abs()), "n={n} r={r}");
             }
+            // Fewer rows than the tile, and a −∞ pre-activation that ReLU would hide: flagged,
+            // and the sums of the rows past `rows` are left alone.
+            let mut bias = bias.clone();
+            bias[nr - 1] = f32::NEG_INFINITY;
+            let mut sums = vec![0.5f32; mr * LANES];
+            let rows = mr - 1;
+            let mut e = Epilogue {
+                bias: &bias,
+                activation: Activation::Relu,
+                heads: &heads,
+                sums: &mut sums,
+                stride: LANES,
+                rows,
+                non_finite: false,
+            };
+            tile.run(&a, &b, n, &mut out, false, Some(&mut e), std::ptr::null());
+            assert!(e.non_finite, "n={n}: −∞ not flagged");
+            assert!(sums[rows * LANES..].iter().all(|&x| x == 0.5), "n={n}: a row past `rows` changed");
         }
     }
 

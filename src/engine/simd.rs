@@ -435,7 +435,7 @@ macro_rules! x86_kernel {
     ) => {
         /// cbindgen:ignore
         #[cfg(target_arch = "x86_64")]
-        mod $module {
+        pub(super) mod $module {
             use std::arch::x86_64::*;
 
             /// `CHAINS` independent chains of FMAs, `steps` long.
@@ -489,7 +489,7 @@ macro_rules! x86_kernel {
                     }
                 }
                 match e {
-                    Some(e) if e.activation == super::Activation::Relu => unsafe { relu_epilogue(&acc, out, e) },
+                    Some(e) if e.activation == super::Activation::Relu => unsafe { relu_epilogue(|r| acc[r], out, e) },
                     e => {
                         for (r, acc) in acc.iter().enumerate() {
                             unsafe {
@@ -504,38 +504,45 @@ macro_rules! x86_kernel {
                 }
             }
 
-            /// [`super::epilogue`] for ReLU straight from the tile's registers (the common case;
-            /// the generic one reloads the tile from memory): bias, the finiteness check, ReLU,
-            /// the activations stored to `out`, and each head's products added into its sums.
+            /// [`super::epilogue`] for ReLU on a tile of `V` vectors per row, row `r` given by
+            /// `row(r)` (from registers, or loaded just before it is used; the generic epilogue
+            /// copies the tile through the stack): bias, the finiteness check, ReLU, the
+            /// activations stored to `out`, and each head's products added into its sums.
             ///
             /// # Safety
-            #[doc = concat!("The CPU has ", $feature, "; `out` holds `MR·NR` values; `e` checked by `Tile::run`.")]
+            #[doc = concat!("The CPU has ", $feature, "; `out` holds `rows · V·", $lanes, "` values; `e` checked by `Tile::run`.")]
             #[target_feature(enable = $feature)]
             #[inline]
-            unsafe fn relu_epilogue(acc: &[[$vec; 2]; MR], out: *mut f32, e: &mut super::Epilogue<'_>) {
+            pub(in crate::engine) unsafe fn relu_epilogue<const V: usize>(
+                row: impl Fn(usize) -> [$vec; V],
+                out: *mut f32,
+                e: &mut super::Epilogue<'_>,
+            ) {
+                let nr = V * $lanes;
                 // SAFETY (every block below): `Tile::run` checked `bias`, `heads` and `sums`
-                // against `NR`, `rows` and `stride`.
-                let bias = unsafe { [$load(e.bias.as_ptr()), $load(e.bias.as_ptr().add($lanes))] };
+                // against the tile's width, `rows` and `stride`.
+                let bias: [$vec; V] = std::array::from_fn(|c| unsafe { $load(e.bias.as_ptr().add(c * $lanes)) });
                 let (zero, mut check) = ($zero(), $zero());
-                let heads = e.heads.len() / NR;
-                for (r, acc) in acc.iter().enumerate().take(e.rows) {
-                    let pre = [$add(acc[0], bias[0]), $add(acc[1], bias[1])];
-                    // `x·0 + check` turns NaN for a non-finite `x`.
-                    check = $fmadd(pre[1], zero, $fmadd(pre[0], zero, check));
-                    let x = [$max(pre[0], zero), $max(pre[1], zero)];
-                    unsafe {
-                        $store(out.add(r * NR), x[0]);
-                        $store(out.add(r * NR + $lanes), x[1]);
-                    }
+                let heads = e.heads.len() / nr;
+                for r in 0..e.rows {
+                    let row = row(r);
+                    let x: [$vec; V] = std::array::from_fn(|c| {
+                        let pre = $add(row[c], bias[c]);
+                        // `x·0 + check` turns NaN for a non-finite `x`.
+                        check = $fmadd(pre, zero, check);
+                        let x = $max(pre, zero);
+                        unsafe { $store(out.add(r * nr + c * $lanes), x) };
+                        x
+                    });
                     for h in 0..heads {
                         let (head, sums) = unsafe {
-                            (e.heads.as_ptr().add(h * NR), e.sums.as_mut_ptr().add(r * e.stride + h * super::LANES))
+                            (e.heads.as_ptr().add(h * nr), e.sums.as_mut_ptr().add(r * e.stride + h * super::LANES))
                         };
                         // Column `j` adds into lane `j % LANES`, as in the generic epilogue.
-                        for c in 0..2 {
+                        for (c, x) in x.iter().enumerate() {
                             let o = c * $lanes % super::LANES;
                             unsafe {
-                                $store(sums.add(o), $fmadd(x[c], $load(head.add(c * $lanes)), $load(sums.add(o))));
+                                $store(sums.add(o), $fmadd(*x, $load(head.add(c * $lanes)), $load(sums.add(o))));
                             }
                         }
                     }
