@@ -102,9 +102,8 @@ mod fp16 {
     ) {
         // SAFETY (every block below): offsets stay within the caller's lengths.
         let out = unsafe { std::slice::from_raw_parts_mut(out, MR * NR) };
-        if !accumulate {
-            out.fill(0.0);
-        }
+        // Without `accumulate`, the first flush stores instead of adding.
+        let mut add = accumulate;
         let (mut a, mut b) = (a, b);
         // A prefetch never faults, so with nothing to prefetch the tile re-reads `b`'s line.
         let (mut prefetch, prefetch_step) = if prefetch.is_null() { (b.cast(), 0usize) } else { (prefetch, 64) };
@@ -169,11 +168,17 @@ mod fp16 {
                 let halves = [_mm512_castsi512_si256(bits), _mm512_extracti64x4_epi64::<1>(bits)];
                 for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
                     unsafe {
-                        let sum = _mm512_add_ps(_mm512_loadu_ps(out.as_ptr()), _mm512_cvtph_ps(half));
+                        let wide = _mm512_cvtph_ps(half);
+                        let sum = if add { _mm512_add_ps(_mm512_loadu_ps(out.as_ptr()), wide) } else { wide };
                         _mm512_storeu_ps(out.as_mut_ptr(), sum);
                     }
                 }
             }
+            add = true;
+        }
+        if !add {
+            // `n = 0`: nothing was flushed.
+            out.fill(0.0);
         }
         match e {
             Some(e) if e.activation == Activation::Relu => {
