@@ -244,9 +244,6 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Whether every value of `row` is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed
-/// in 16 independent lanes so the compiler vectorises it (the search for the culprit runs only
-/// when this fails). Validation reads every input value on every call.
 /// The error for the first NaN or ±Inf in `row`, which is `what` of `query` (at `position`).
 fn non_finite(what: &str, query: usize, position: Option<usize>, row: &[f32]) -> Result<()> {
     if all_finite(row) {
@@ -264,6 +261,9 @@ fn non_finite(what: &str, query: usize, position: Option<usize>, row: &[f32]) ->
     }
 }
 
+/// Whether every value of `row` is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed
+/// in 16 independent lanes so the compiler vectorises it (the search for the culprit runs only
+/// when this fails). Validation reads every input value on every call.
 fn all_finite(row: &[f32]) -> bool {
     let mut lanes = [0.0f32; 16];
     let chunks = row.chunks_exact(16);

@@ -18,14 +18,14 @@ pub const MAX_THREADS: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
     pub engine: EnginePreference,
-    /// Threads a call may use (at least 1): a batch's queries are split between them, and so
-    /// is one list's work (a list of up to one block, about 256–512 candidates, on two threads
-    /// at most and for dot similarity only). Results are bit-identical whatever the count.
-    /// The default is 1: search engines run their
-    /// own thread pools, and a library that starts threads behind their back oversubscribes the
-    /// machine. The session starts `threads − 1` threads of its own and keeps them parked
-    /// between calls; after a call they spin for about 100 µs before parking, in case another
-    /// call follows. In a child forked after that, calls run on the calling thread alone.
+    /// Threads a call may use (at least 1). A batch's queries are split between them, and so
+    /// is one list's work: a long list's candidates, or a short list's hidden units (two
+    /// threads at most, dot similarity only). Results are bit-identical whatever the count.
+    /// The default is 1: search engines run their own thread pools, and a library that starts
+    /// threads behind their back oversubscribes the machine. The session starts `threads − 1`
+    /// threads of its own and keeps them parked between calls; after a call they spin for
+    /// about 100 µs before parking, in case another call follows. In a child forked after
+    /// that, calls run on the calling thread alone.
     pub threads: usize,
     /// The instruction set of the folded engine's kernels; `None` (the default) picks the best
     /// this CPU has. Forcing one the CPU lacks is an [`crate::ErrorKind::Unsupported`] error.
