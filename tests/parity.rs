@@ -708,6 +708,47 @@ fn f16_precision_meets_the_reduced_precision_contract() {
 }
 
 #[test]
+fn threaded_sessions_bit_identical_to_one_thread_on_random_shapes() {
+    // Random widths around the tiles' panels and blocks, lists around the thresholds where a
+    // list is shared (one block; 64 candidates per thread), both similarities and f32/f16:
+    // every thread count gives one thread's bits.
+    let mut rng = TestRng::new(33);
+    let precisions: Vec<Precision> = [Precision::F32, Precision::F16]
+        .into_iter()
+        .filter(|&p| {
+            let probe = Fixture::random(&mut TestRng::new(1), 2, 2, AdapterConfig::default(), 1.0);
+            Session::new(probe.adapter, SessionOptions { precision: p, ..Default::default() }).is_ok()
+        })
+        .collect();
+    for round in 0..24 {
+        let (d, h) = (1 + rng.below(90), 1 + rng.below(300));
+        let similarity = rng.pick(&SIMILARITIES);
+        let activation = rng.pick(&ACTIVATIONS);
+        let config = random_config(&mut rng, activation, similarity, BaseTransform::Softmax);
+        let fix = Fixture::random(&mut rng, d, h, config, 1.0);
+        let lists = 1 + rng.below(4);
+        let counts: Vec<usize> =
+            (0..lists).map(|_| rng.pick(&[0, 1, 2, 15, 63, 64, 100, 129, 257, 513, 900])).collect();
+        let case = Case::random(&mut rng, d, &counts, Embeddings::Normalised, BaseScores::Logits);
+        for &precision in &precisions {
+            let options = |threads| SessionOptions { threads, precision, ..Default::default() };
+            let run = |threads| {
+                let mut session = Session::new(fix.adapter.clone(), options(threads)).unwrap();
+                with_batch(&case, Layout::Dense { pad: 1 }, |b| session.rerank(b, &ScoreOptions::default()))
+            };
+            let one = run(1).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            for threads in [2, 3, 5] {
+                let many = run(threads).unwrap_or_else(|e| panic!("round {round}: {e}"));
+                assert!(
+                    same_rerank(&many, &one),
+                    "round {round}: d {d}, h {h}, {similarity:?}, {precision:?}, lists {counts:?}, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn threaded_errors_name_the_query_of_the_whole_batch() {
     // On several threads each thread sees a share of the batch; errors still count queries and
     // positions in the caller's batch, and the earliest bad candidate is the one named.
