@@ -20,7 +20,7 @@ pub struct SessionOptions {
     pub engine: EnginePreference,
     /// Threads a call may use (at least 1). A batch's queries are split between them, and so
     /// is one list's work: a long list's candidates, or a short list's hidden units (two
-    /// threads at most, dot similarity only). Results are bit-identical whatever the count.
+    /// threads at most). Results are bit-identical whatever the count.
     /// The default is 1: search engines run their own thread pools, and a library that starts
     /// threads behind their back oversubscribes the machine. The session starts `threads − 1`
     /// threads of its own and keeps them parked between calls; after a call they spin for

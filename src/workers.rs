@@ -238,6 +238,19 @@ impl Workers {
         first_error.into_inner().unwrap_or_else(PoisonError::into_inner).map_or(Ok(()), |(_, e)| Err(e))
     }
 
+    /// Runs `job(share, &mut state[share])` for every share in `0..state.len()`. Returns the
+    /// error of the lowest failing share.
+    pub(crate) fn for_each<S: Send, X: Send>(
+        &mut self,
+        state: &mut [S],
+        job: &(dyn Fn(usize, &mut S) -> std::result::Result<(), X> + Sync),
+    ) -> std::result::Result<(), X> {
+        let (shares, state) = (state.len(), Parts(state.as_mut_ptr()));
+        // SAFETY: `run` calls each share exactly once, so share `i` is the only holder of
+        // `state[i]`, which is in bounds and outlives `run`.
+        self.try_run(shares, &|share| job(share, unsafe { &mut *state.at(share) }))
+    }
+
     /// Runs `job(share, &mut state[share], part)` for every share, where the parts cut `out` at
     /// `ends` (share `i` gets `out[ends[i − 1]..ends[i]]`, share 0 from the start) and there are
     /// `ends.len()` shares. Returns the error of the lowest failing share.

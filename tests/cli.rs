@@ -484,13 +484,28 @@ fn bench_times_each_engine_on_a_tiny_shape() {
     let help = stdout(&rrra(&["help"]));
     assert!(help.contains("rrra bench") && help.contains("bench "), "{help}");
     let bench_help = stdout(&rrra(&["help", "bench"]));
-    for flag in ["--d", "--h", "--k", "--queries", "--batch", "--threads", "--dtype", "--engine", "--seed", "--json"] {
+    for flag in [
+        "--d",
+        "--h",
+        "--k",
+        "--queries",
+        "--batch",
+        "--threads",
+        "--dtype",
+        "--engine",
+        "--similarity",
+        "--seed",
+        "--json",
+    ] {
         assert!(bench_help.contains(flag), "bench usage lacks {flag}");
     }
     assert_eq!(stdout(&rrra(&["bench", "--help"])), bench_help);
 
     let text = stdout(&rrra(&["bench", "--d", "8", "--h", "5", "--k", "7", "--queries", "3", "--engine", "folded"]));
     assert!(text.contains("engine folded") && text.contains("ms/query") && text.contains("p10"), "{text}");
+    let text =
+        stdout(&rrra(&["bench", "--d", "8", "--h", "5", "--k", "7", "--queries", "3", "--similarity", "cosine"]));
+    assert!(text.contains("cosine similarity") && text.contains("4·k·d·h flops"), "{text}");
 
     for engine in ["reference", "folded", "auto"] {
         let text = stdout(&rrra(&[
@@ -514,7 +529,7 @@ fn bench_times_each_engine_on_a_tiny_shape() {
         {
             assert_eq!(json_number(&text, key), want, "{key} in {text}");
         }
-        assert!(text.contains("\"dtype\": \"f32\""), "{text}");
+        assert!(text.contains("\"dtype\": \"f32\"") && text.contains("\"similarity\": \"dot\""), "{text}");
         if engine != "auto" {
             assert!(text.contains(&format!("\"engine\": \"{engine}\"")), "{text}");
         }
@@ -555,6 +570,7 @@ fn bench_refuses_what_it_cannot_run() {
         (bench(&["--k", "5", "--dtype", "f8"]), "--dtype: expected f32, f16 or bf16, got 'f8'"),
         (bench(&["--k", "5", "--engine", "gpu"]), "--engine: expected auto, reference, folded or cuda, got 'gpu'"),
         (bench(&["--k", "5", "--kernel", "sse2"]), "--kernel: expected auto, portable, avx2 or avx512, got 'sse2'"),
+        (bench(&["--k", "5", "--similarity", "l2"]), "--similarity: expected dot or cosine, got 'l2'"),
         (bench(&[]), "rrra bench needs --k"),
         (vec!["bench".into(), "--k".into(), "5".into()], "rrra bench needs --d"),
         (bench(&["--k", "0"]), "--k: expected a positive integer, got 0"),

@@ -222,6 +222,16 @@ impl<E: Element> FoldedWeights<E> {
         (g * self.panels).div_ceil(PANEL_GROUPS)
     }
 
+    /// Cosine's layer 2 runs over panels of `NR` output dimensions, in groups too: the group
+    /// of output panel `o`, and the first output panel of group `g`.
+    fn output_group(&self, o: usize) -> usize {
+        o * PANEL_GROUPS / self.dim.div_ceil(self.tile.nr)
+    }
+
+    fn output_group_start(&self, g: usize) -> usize {
+        (g * self.dim.div_ceil(self.tile.nr)).div_ceil(PANEL_GROUPS)
+    }
+
     /// The heads the epilogue sums per row: the classifier, plus `u_q` for dot similarity.
     fn heads(&self) -> usize {
         if self.similarity == Similarity::Dot {
@@ -457,11 +467,14 @@ impl<E: Element> BlockScratch<E> {
         }
     }
 
-    /// Cosine's full layer 2, `a = c + W₂·hid + b₂`, on the same tile, summing `q·a` and `‖a‖²`.
-    fn layer2(&mut self, w: &FoldedWeights<E>, q: &[f32], n: usize) {
+    /// Cosine's full layer 2, `a = c + W₂·hid + b₂`, on the same tile, summing `q·a` and `‖a‖²`
+    /// of the output panels `outputs` into their groups' sums.
+    fn layer2(&mut self, w: &FoldedWeights<E>, q: &[f32], n: usize, outputs: std::ops::Range<usize>) {
         let (d, h, Tile { mr, nr, .. }) = (w.dim, w.hidden, w.tile);
         let hidden_row = w.panels * nr;
-        for (o, fc2) in w.fc2_by_output.chunks_exact(h * nr).enumerate() {
+        for o in outputs {
+            let fc2 = &w.fc2_by_output[o * h * nr..][..h * nr];
+            let group = w.output_group(o) * w.block_rows;
             let cols = nr.min(d - o * nr);
             for t in 0..n.div_ceil(mr) {
                 w.tile.run(
@@ -475,7 +488,7 @@ impl<E: Element> BlockScratch<E> {
                 );
                 let c = &self.packed[t * mr * d..][..mr * d];
                 for r in 0..mr.min(n - t * mr) {
-                    let sums = &mut self.sums[(t * mr + r) * SUMS * LANES..][..SUMS * LANES];
+                    let sums = &mut self.sums[(group + t * mr + r) * SUMS * LANES..][..SUMS * LANES];
                     let (q_dot_a, a_sq) = sums[Q_DOT_A * LANES..].split_at_mut(LANES);
                     for jj in 0..cols {
                         let tt = o * nr + jj;
@@ -495,11 +508,26 @@ impl<E: Element> BlockScratch<E> {
         self.sums[range.clone()][..n * SUMS * LANES].copy_from_slice(&other.sums[range][..n * SUMS * LANES]);
     }
 
-    /// Turns the block's sums into per-pair results.
+    /// Takes the hidden activations of panels `panels` for the block's first `n` rows from
+    /// `other`, which scored them (cosine's layer 2 needs every panel's).
+    fn take_hidden(&mut self, other: &Self, w: &FoldedWeights<E>, panels: std::ops::Range<usize>, n: usize) {
+        let (mr, nr) = (w.tile.mr, w.tile.nr);
+        for t in 0..n.div_ceil(mr) {
+            let range = (t * w.panels + panels.start) * nr * mr..(t * w.panels + panels.end) * nr * mr;
+            self.hidden[range.clone()].copy_from_slice(&other.hidden[range]);
+        }
+    }
+
+    /// Cosine's layer 2 (all of it), then the block's per-pair results.
     fn finish(&mut self, w: &FoldedWeights<E>, plan: &QueryPlan<E>, q: &[f32], out: &mut [PairRaw]) {
         if w.similarity == Similarity::Cosine {
-            self.layer2(w, q, out.len());
+            self.layer2(w, q, out.len(), 0..w.dim.div_ceil(w.tile.nr));
         }
+        self.results(w, plan, out);
+    }
+
+    /// Turns the block's sums into per-pair results.
+    fn results(&self, w: &FoldedWeights<E>, plan: &QueryPlan<E>, out: &mut [PairRaw]) {
         let groups: [&[f32]; PANEL_GROUPS] =
             std::array::from_fn(|g| &self.sums[g * w.block_rows * SUMS * LANES..][..out.len() * SUMS * LANES]);
         for (i, o) in out.iter_mut().enumerate() {
@@ -629,26 +657,42 @@ impl<E: Element> FoldedEngine<E> {
             // is most of a short list's work; on two cores each keeps its half of the weights
             // in its own L2) and scores every candidate on them. Worth it down to k = 1.
             let shares = workers.width().min(PANEL_GROUPS);
-            let shares = if w.similarity == Similarity::Dot && w.panels >= shares { shares } else { 1 };
+            let shares = if w.panels >= shares { shares } else { 1 };
             self.plan.fold_scalars(w, q);
             if shares == 1 {
                 fold_and_score_panels(w, &mut self.plan.panels, 0, &mut self.scratch[0], batch, q, first, k)?;
-            } else {
-                // Share `s` takes the panel groups `group(s)..group(s + 1)`.
-                let group = |s: usize| s * PANEL_GROUPS / shares;
-                self.ends.clear();
-                self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
-                let ends = &self.ends;
-                workers.split(&mut self.scratch, &mut self.plan.panels, ends, &|share, s, panels| {
-                    let first_panel = if share == 0 { 0 } else { ends[share - 1] };
-                    fold_and_score_panels(w, panels, first_panel, s, batch, q, first, k)
-                })?;
-                let (head, others) = self.scratch.split_first_mut().expect("a scratch per share");
-                for (s, other) in (1..shares).zip(others) {
-                    (group(s)..group(s + 1)).for_each(|g| head.take_group(other, w, g, k));
-                }
+                self.scratch[0].finish(w, &self.plan, q, out);
+                return Ok(());
             }
-            self.scratch[0].finish(w, &self.plan, q, out);
+            // Share `s` takes the panel groups `group(s)..group(s + 1)`.
+            let group = |s: usize| s * PANEL_GROUPS / shares;
+            self.ends.clear();
+            self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
+            let ends = &self.ends;
+            let scratch = &mut self.scratch[..shares];
+            workers.split(scratch, &mut self.plan.panels, ends, &|share, s, panels| {
+                let first_panel = if share == 0 { 0 } else { ends[share - 1] };
+                fold_and_score_panels(w, panels, first_panel, s, batch, q, first, k)
+            })?;
+            if w.similarity == Similarity::Cosine {
+                // Layer 2 needs every hidden panel: each thread takes the others', then sums
+                // its own groups of output panels.
+                for (a, b) in (0..shares).flat_map(|a| (0..shares).map(move |b| (a, b))).filter(|(a, b)| a != b) {
+                    let panels = if b == 0 { 0 } else { ends[b - 1] }..ends[b];
+                    let (low, high) = scratch.split_at_mut(a.max(b));
+                    let (to, from) = if a < b { (&mut low[a], &high[0]) } else { (&mut high[0], &low[b]) };
+                    to.take_hidden(from, w, panels, k);
+                }
+                workers.for_each(scratch, &|share, s| {
+                    s.layer2(w, q, k, w.output_group_start(group(share))..w.output_group_start(group(share + 1)));
+                    Ok::<(), OutOfRange>(())
+                })?;
+            }
+            let (head, others) = scratch.split_first_mut().expect("a scratch per share");
+            for (s, other) in (1..shares).zip(others) {
+                (group(s)..group(s + 1)).for_each(|g| head.take_group(other, w, g, k));
+            }
+            head.results(w, &self.plan, out);
             return Ok(());
         }
         // A long list: every thread helps fold, then scores its own candidates.

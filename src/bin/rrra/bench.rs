@@ -6,6 +6,7 @@ use super::{failed, json_string, parse_engine, parse_precision, print, usage, Fa
 use rrra::sampler::SplitMix64;
 use rrra::{
     Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, RerankOutputs, ScoreOptions, Session, SessionOptions,
+    Similarity,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -14,14 +15,15 @@ use std::time::{Duration, Instant};
 pub const BENCH_USAGE: &str = "\
 Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32|f16|bf16]
                   [--engine auto|reference|folded|cuda] [--kernel auto|portable|avx2|avx512]
-                  [--seed S] [--json]
+                  [--similarity dot|cosine] [--seed S] [--json]
 
-Builds a random adapter (ReLU, dot similarity, default scores; weights and biases uniform in
-±1/sqrt(fan_in)) and N random unit-norm queries with K dense random unit-norm candidates each,
-warms up, then times Session::rerank_into one query per call, writing log s_RR and the order
-into preallocated buffers. Prints the median, p10 and p90 milliseconds per query and the engine;
-for the folded engine also the floor: 2·k·d·h flops per query at the kernel's f32 FMA peak,
-measured in the same run, times the threads.
+Builds a random adapter (ReLU, dot similarity unless asked otherwise, default scores; weights
+and biases uniform in ±1/sqrt(fan_in)) and N random unit-norm queries with K dense random
+unit-norm candidates each, warms up, then times Session::rerank_into one query per call,
+writing log s_RR and the order into preallocated buffers. Prints the median, p10 and p90
+milliseconds per query and the engine; for the folded engine also the floor: the folded math's
+flops per query (2·k·d·h for dot similarity; twice that for cosine, whose layer 2 stays whole)
+at the kernel's f32 FMA peak, measured in the same run, times the threads.
 
 Options:
   --d D           embedding dimension
@@ -36,12 +38,24 @@ Options:
   --engine E      auto, reference, folded or cuda (default auto)
   --kernel K      the folded engine's instruction set: auto (the best this CPU has),
                   portable, avx2 or avx512 (default auto)
+  --similarity S  the adapter's similarity, dot or cosine (default dot)
   --seed S        seed of the adapter, queries and candidates (default 1)
   --json          print one JSON object instead of text
 ";
 
-pub const BENCH_OPTIONS: &[&str] =
-    &["--d", "--h", "--k", "--queries", "--batch", "--threads", "--dtype", "--engine", "--kernel", "--seed"];
+pub const BENCH_OPTIONS: &[&str] = &[
+    "--d",
+    "--h",
+    "--k",
+    "--queries",
+    "--batch",
+    "--threads",
+    "--dtype",
+    "--engine",
+    "--kernel",
+    "--similarity",
+    "--seed",
+];
 
 /// The most f32 values of candidates the bench will allocate (4 GiB): larger runs are
 /// refused up front rather than dying in the allocator.
@@ -113,6 +127,12 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
                 .ok_or_else(|| usage(format!("--kernel: expected auto, portable, avx2 or avx512, got '{v}'")))?,
         ),
     };
+    let similarity = match args.value("--similarity").map(|v| v.to_string_lossy()) {
+        None => Similarity::Dot,
+        Some(v) => {
+            Similarity::from_name(&v).map_err(|_| usage(format!("--similarity: expected dot or cosine, got '{v}'")))?
+        }
+    };
     let seed: u64 = args.number("--seed", "a non-negative integer")?.unwrap_or(1);
     let candidate_values =
         n.checked_mul(k).and_then(|t| t.checked_mul(d)).filter(|&v| v <= MAX_CANDIDATE_VALUES).ok_or_else(|| {
@@ -123,7 +143,8 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         return Err(usage(format!("--d {d} × --h {h}: the adapter would exceed the bench's 4 GiB limit")));
     }
 
-    let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, seed), AdapterConfig::default())?);
+    let config = AdapterConfig { similarity, ..AdapterConfig::default() };
+    let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, seed), config)?);
     // Data from a stream of its own, so the adapter does not depend on the data's shape.
     let mut rng = SplitMix64::new(seed ^ 0xDA7A);
     let queries = unit_rows(&mut rng, n, d);
@@ -174,15 +195,18 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     // The arithmetic floor of the folded math (2·k·d·h flops per query) at the kernel's peak,
     // measured now, on every thread the session may use.
     let peak = session.cpu_kernel().and_then(|kernel| kernel.measure_peak_gflops(PEAK_TIME));
-    let floor_ms = peak.map(|gflops| 2.0 * (k * d * h) as f64 / (gflops * 1e6 * threads.min(calls * per_call) as f64));
+    let layers = if similarity == Similarity::Cosine { 2.0 } else { 1.0 };
+    let floor_ms =
+        peak.map(|gflops| layers * 2.0 * (k * d * h) as f64 / (gflops * 1e6 * threads.min(calls * per_call) as f64));
     let json_number = |x: Option<f64>| x.map_or("null".to_string(), |x| format!("{x:.6}"));
 
     let text = if args.switches.contains(&"--json") {
         format!(
-            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"{dtype}\", \
+            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"{dtype}\", \"similarity\": \"{}\", \
              \"engine\": {}, \"kernel\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
              \"max_ms\": {max:.6}, \"peak_gflops_per_thread\": {}, \"floor_ms\": {}, \"version\": {}}}\n",
+            similarity.name(),
             json_string(engine_name),
             json_string(kernel_name),
             json_string(session.engine_reason()),
@@ -192,12 +216,14 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         )
     } else {
         format!(
-            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), {dtype}, engine {engine_name}, kernel {kernel_name} ({})\n\
+            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), {dtype}, {} similarity, engine {engine_name}, kernel {kernel_name} ({})\n\
              median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n{}",
+            similarity.name(),
             session.engine_reason(),
             match (peak, floor_ms) {
                 (Some(peak), Some(floor)) => format!(
-                    "floor {floor:.3} ms/query (2·k·d·h flops at the measured {peak:.1} GFLOP/s per thread), median ÷ floor {:.2}\n",
+                    "floor {floor:.3} ms/query ({}·k·d·h flops at the measured {peak:.1} GFLOP/s per thread), median ÷ floor {:.2}\n",
+                    2.0 * layers,
                     median / floor
                 ),
                 _ => String::new(),
