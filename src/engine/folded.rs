@@ -647,55 +647,77 @@ impl<E: Element> FoldedEngine<E> {
         out: &mut [PairRaw],
         workers: &mut Workers,
     ) -> std::result::Result<(), OutOfRange> {
-        let w = &*self.w;
-        let k = out.len();
         while self.scratch.len() < workers.width() {
-            self.scratch.push(BlockScratch::new(w));
+            self.scratch.push(BlockScratch::new(&self.w));
         }
-        if k <= w.block_rows {
-            // A short list is shared by panel group: each thread folds its own panels (the fold
-            // is most of a short list's work; on two cores each keeps its half of the weights
-            // in its own L2) and scores every candidate on them. Worth it down to k = 1.
-            let shares = workers.width().min(PANEL_GROUPS);
-            let shares = if w.panels >= shares { shares } else { 1 };
-            self.plan.fold_scalars(w, q);
-            if shares == 1 {
-                fold_and_score_panels(w, &mut self.plan.panels, 0, &mut self.scratch[0], batch, q, first, k)?;
-                self.scratch[0].finish(w, &self.plan, q, out);
-                return Ok(());
-            }
-            // Share `s` takes the panel groups `group(s)..group(s + 1)`.
-            let group = |s: usize| s * PANEL_GROUPS / shares;
-            self.ends.clear();
-            self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
-            let ends = &self.ends;
-            let scratch = &mut self.scratch[..shares];
-            workers.split(scratch, &mut self.plan.panels, ends, &|share, s, panels| {
-                let first_panel = if share == 0 { 0 } else { ends[share - 1] };
-                fold_and_score_panels(w, panels, first_panel, s, batch, q, first, k)
-            })?;
-            if w.similarity == Similarity::Cosine {
-                // Layer 2 needs every hidden panel: each thread takes the others', then sums
-                // its own groups of output panels.
-                for (a, b) in (0..shares).flat_map(|a| (0..shares).map(move |b| (a, b))).filter(|(a, b)| a != b) {
-                    let panels = if b == 0 { 0 } else { ends[b - 1] }..ends[b];
-                    let (low, high) = scratch.split_at_mut(a.max(b));
-                    let (to, from) = if a < b { (&mut low[a], &high[0]) } else { (&mut high[0], &low[b]) };
-                    to.take_hidden(from, w, panels, k);
-                }
-                workers.for_each(scratch, &|share, s| {
-                    s.layer2(w, q, k, w.output_group_start(group(share))..w.output_group_start(group(share + 1)));
-                    Ok::<(), OutOfRange>(())
-                })?;
-            }
-            let (head, others) = scratch.split_first_mut().expect("a scratch per share");
-            for (s, other) in (1..shares).zip(others) {
-                (group(s)..group(s + 1)).for_each(|g| head.take_group(other, w, g, k));
-            }
-            head.results(w, &self.plan, out);
+        if out.len() <= self.w.block_rows {
+            self.score_short(batch, q, first, out, workers)
+        } else {
+            self.score_long(batch, q, first, out, workers)
+        }
+    }
+
+    /// A list of at most one block, shared by panel group: each thread folds its own panels
+    /// (the fold is most of a short list's work; on two cores each keeps its half of the
+    /// weights in its own L2) and scores every candidate on them. Worth it down to k = 1.
+    fn score_short(
+        &mut self,
+        batch: &Batch<'_>,
+        q: &[f32],
+        first: usize,
+        out: &mut [PairRaw],
+        workers: &mut Workers,
+    ) -> std::result::Result<(), OutOfRange> {
+        let (w, k) = (&*self.w, out.len());
+        let shares = workers.width().min(PANEL_GROUPS);
+        let shares = if w.panels >= shares { shares } else { 1 };
+        self.plan.fold_scalars(w, q);
+        if shares == 1 {
+            fold_and_score_panels(w, &mut self.plan.panels, 0, &mut self.scratch[0], batch, q, first, k)?;
+            self.scratch[0].finish(w, &self.plan, q, out);
             return Ok(());
         }
-        // A long list: every thread helps fold, then scores its own candidates.
+        // Share `s` takes the panel groups `group(s)..group(s + 1)`.
+        let group = |s: usize| s * PANEL_GROUPS / shares;
+        self.ends.clear();
+        self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
+        let ends = &self.ends;
+        let panels_of = |s: usize| if s == 0 { 0 } else { ends[s - 1] }..ends[s];
+        let scratch = &mut self.scratch[..shares];
+        workers.split(scratch, &mut self.plan.panels, ends, &|share, s, panels| {
+            fold_and_score_panels(w, panels, panels_of(share).start, s, batch, q, first, k)
+        })?;
+        if w.similarity == Similarity::Cosine {
+            // Layer 2 needs every hidden panel: each thread takes the others', then sums its
+            // own groups of output panels.
+            for (a, b) in (0..shares).flat_map(|a| (0..shares).map(move |b| (a, b))).filter(|(a, b)| a != b) {
+                let (low, high) = scratch.split_at_mut(a.max(b));
+                let (to, from) = if a < b { (&mut low[a], &high[0]) } else { (&mut high[0], &low[b]) };
+                to.take_hidden(from, w, panels_of(b), k);
+            }
+            workers.for_each(scratch, &|share, s| {
+                s.layer2(w, q, k, w.output_group_start(group(share))..w.output_group_start(group(share + 1)));
+                Ok::<(), OutOfRange>(())
+            })?;
+        }
+        let (head, others) = scratch.split_first_mut().expect("a scratch per share");
+        for (s, other) in (1..shares).zip(others) {
+            (group(s)..group(s + 1)).for_each(|g| head.take_group(other, w, g, k));
+        }
+        head.results(w, &self.plan, out);
+        Ok(())
+    }
+
+    /// A longer list: every thread helps fold, then scores its own candidates block by block.
+    fn score_long(
+        &mut self,
+        batch: &Batch<'_>,
+        q: &[f32],
+        first: usize,
+        out: &mut [PairRaw],
+        workers: &mut Workers,
+    ) -> std::result::Result<(), OutOfRange> {
+        let (w, k) = (&*self.w, out.len());
         if !self.plan.fold(w, q, workers, &mut self.ends) {
             return Err(OutOfRange::Fold);
         }
