@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::Adapter;
 use crate::sampler;
 use crate::scores::{self, ScoreOptions, ScoreParams};
-use crate::workers::Workers;
+use crate::workers::{self, Workers};
 use std::sync::Arc;
 
 /// More threads than any machine this runs on has cores; a larger count is a caller bug
@@ -169,9 +169,9 @@ fn run_engines(
     }
     let (query_ends, candidate_ends) = (&*query_ends, &*candidate_ends);
     workers.split(engines, out, candidate_ends, &|share, engine, part| {
-        let start = |ends: &[usize]| if share == 0 { 0 } else { ends[share - 1] };
-        let sub = batch.slice(start(query_ends)..query_ends[share], start(candidate_ends)..candidate_ends[share]);
-        engine.forward(adapter, &sub, start(query_ends), part, &mut Workers::inline())
+        let queries = workers::part(query_ends, share);
+        let sub = batch.slice(queries.clone(), workers::part(candidate_ends, share));
+        engine.forward(adapter, &sub, queries.start, part, &mut Workers::inline())
     })
 }
 

@@ -269,15 +269,22 @@ impl Workers {
         );
         let (state, out) = (Parts(state.as_mut_ptr()), Parts(out.as_mut_ptr()));
         self.try_run(ends.len(), &|share| {
-            let start = if share == 0 { 0 } else { ends[share - 1] };
+            let range = part(ends, share);
             // SAFETY: `run` calls each share exactly once, so share `i` is the only holder of
             // `state[i]` and of its part of `out`; the parts are disjoint and in bounds (checked
             // above), and both slices outlive `run`.
             let (state, part) =
-                unsafe { (&mut *state.at(share), std::slice::from_raw_parts_mut(out.at(start), ends[share] - start)) };
+                unsafe { (&mut *state.at(share), std::slice::from_raw_parts_mut(out.at(range.start), range.len())) };
             job(share, state, part)
         })
     }
+}
+
+/// The part of share `s` among consecutive parts that end at `ends` (the first starts at 0),
+/// as [`Workers::split`] cuts its output.
+pub(crate) fn part(ends: &[usize], s: usize) -> std::ops::Range<usize> {
+    let start = if s == 0 { 0 } else { ends[s - 1] };
+    start..ends[s]
 }
 
 /// A base pointer that the shares of [`Workers::split`] offset to their own disjoint parts.

@@ -28,7 +28,7 @@ use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
 use crate::session::MAX_THREADS;
-use crate::workers::Workers;
+use crate::workers::{self, Workers};
 use std::sync::Arc;
 
 /// Per-row sums: the four classifier logits, `u_q·hid`, then (cosine) `q·a` and `‖a‖²`.
@@ -288,7 +288,7 @@ impl<E: Element> QueryPlan<E> {
         even_shares(w.panels, workers.width().min(w.panels), ends);
         workers
             .split(&mut [(); MAX_THREADS], &mut self.panels, ends, &|share, (), panels| {
-                let first = if share == 0 { 0 } else { ends[share - 1] };
+                let first = workers::part(ends, share).start;
                 panels.iter_mut().enumerate().try_for_each(|(i, panel)| fold_panel(w, q, first + i, panel))
             })
             .is_ok()
@@ -682,10 +682,9 @@ impl<E: Element> FoldedEngine<E> {
         self.ends.clear();
         self.ends.extend((1..=shares).map(|s| w.group_start(group(s))));
         let ends = &self.ends;
-        let panels_of = |s: usize| if s == 0 { 0 } else { ends[s - 1] }..ends[s];
         let scratch = &mut self.scratch[..shares];
         workers.split(scratch, &mut self.plan.panels, ends, &|share, s, panels| {
-            fold_and_score_panels(w, panels, panels_of(share).start, s, batch, q, first, k)
+            fold_and_score_panels(w, panels, workers::part(ends, share).start, s, batch, q, first, k)
         })?;
         if w.similarity == Similarity::Cosine {
             // Layer 2 needs every hidden panel: each thread takes the others', then sums its
@@ -693,7 +692,7 @@ impl<E: Element> FoldedEngine<E> {
             for (a, b) in (0..shares).flat_map(|a| (0..shares).map(move |b| (a, b))).filter(|(a, b)| a != b) {
                 let (low, high) = scratch.split_at_mut(a.max(b));
                 let (to, from) = if a < b { (&mut low[a], &high[0]) } else { (&mut high[0], &low[b]) };
-                to.take_hidden(from, w, panels_of(b), k);
+                to.take_hidden(from, w, workers::part(ends, b), k);
             }
             workers.for_each(scratch, &|share, s| {
                 s.layer2(w, q, k, w.output_group_start(group(share))..w.output_group_start(group(share + 1)));
@@ -728,8 +727,7 @@ impl<E: Element> FoldedEngine<E> {
         self.ends.extend((1..=threads).map(|t| (t * share).min(k)));
         let (plan, ends) = (&self.plan, &self.ends);
         workers.split(&mut self.scratch, out, ends, &|share, s, part| {
-            let start = if share == 0 { 0 } else { ends[share - 1] };
-            score_range(w, plan, s, batch, q, first + start, part)
+            score_range(w, plan, s, batch, q, first + workers::part(ends, share).start, part)
         })
     }
 }
