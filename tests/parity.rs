@@ -783,6 +783,60 @@ fn threaded_errors_name_the_query_of_the_whole_batch() {
 }
 
 #[test]
+fn the_first_non_finite_input_is_named_on_every_engine_and_thread_count() {
+    // The folded engine checks candidates as it packs them and the session then looks for the
+    // batch's first bad input; every engine must name the one a scan in batch order finds first,
+    // candidates before their base scores, whatever the thread count or precision.
+    let mut rng = TestRng::new(33);
+    let precisions = [Precision::F32, Precision::F16];
+    for round in 0..40 {
+        let (d, h) = (1 + rng.below(70), 1 + rng.below(80));
+        let fix = Fixture::random(&mut rng, d, h, AdapterConfig::default(), 1.0);
+        let counts: Vec<usize> = (0..1 + rng.below(4)).map(|_| [0, 1, 7, 300, 700][rng.below(5)]).collect();
+        let total: usize = counts.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let q = rng.uniform_vec(counts.len() * d, 0.5);
+        let mut c = rng.uniform_vec(total * d, 0.5);
+        let mut base = rng.uniform_vec(total, 1.0);
+        for _ in 0..1 + rng.below(3) {
+            let bad = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][rng.below(3)];
+            match rng.below(4) {
+                0 => base[rng.below(total)] = bad,
+                _ => c[rng.below(total * d)] = bad,
+            }
+        }
+        // The first bad value in batch order, found independently of the library.
+        let (mut query, mut start) = (0, 0);
+        let expected = (0..total)
+            .find_map(|i| {
+                while i >= start + counts[query] {
+                    start += counts[query];
+                    query += 1;
+                }
+                let at = format!("query {query}, position {}", i - start);
+                let column = c[i * d..(i + 1) * d].iter().position(|x| !x.is_finite());
+                column
+                    .map(|col| format!("candidates: {at}, column {col} is {}", c[i * d + col]))
+                    .or_else(|| (!base[i].is_finite()).then(|| format!("base_scores: {at} is {}", base[i])))
+            })
+            .expect("a bad value was placed");
+        let batch = Batch::dense(d, &q, &counts, &c).with_base_scores(&base);
+        for engine in engines() {
+            for (threads, precision) in [1, 2].into_iter().flat_map(|t| precisions.map(|p| (t, p))) {
+                let options = SessionOptions { precision, ..engine.options(threads) };
+                let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
+                let e = session.rerank(&batch, &ScoreOptions::default()).unwrap_err();
+                let what = format!("round {round}: {engine:?}, {threads} threads, {precision:?}, lists {counts:?}");
+                assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{what}: {e}");
+                assert!(e.message().contains(&expected), "{what}: expected {expected:?}, got {e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn large_shapes_on_a_subset_of_configurations() {
     let mut rng = TestRng::new(2);
     let setups = [

@@ -32,7 +32,13 @@ impl Element for f16 {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512fp16")
         {
-            return Some(Tile { mr: fp16::MR, nr: fp16::NR, run: fp16::tile, fold: fp16::fold });
+            return Some(Tile {
+                mr: fp16::MR,
+                nr: fp16::NR,
+                run: fp16::tile,
+                fold: fp16::fold,
+                dot: super::simd::avx512::dot_checked,
+            });
         }
         let _ = kernel;
         None

@@ -22,13 +22,14 @@
 //! that `E` cannot hold, or a sum that overflows it, is an error naming the query.
 
 use super::reference::cosine;
-use super::simd::{CpuKernel, Element, Epilogue, Fold, Tile, LANES};
+use super::simd::{self, CpuKernel, Element, Epilogue, Fold, Tile, LANES};
 use super::{Engine, EngineKind, PairRaw, Precision};
 use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
 use crate::session::MAX_THREADS;
 use crate::workers::{self, Workers};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Per-row sums: the four classifier logits, `u_q·hid`, then (cosine) `q·a` and `‖a‖²`.
@@ -101,17 +102,9 @@ impl<E> std::ops::DerefMut for AlignedBuf<E> {
     }
 }
 
-/// `a·b` in [`LANES`] partial sums, so the compiler vectorises it.
+/// `a·b` in [`LANES`] partial sums, for the query's own products.
 fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let (a_tail, b_tail) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_tail.remainder().iter().zip(b_tail.remainder()).map(|(x, y)| x * y).sum();
-    for (a, b) in a_tail.zip(b_tail) {
-        for l in 0..LANES {
-            lanes[l] += a[l] * b[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
+    simd::dot_checked(a, b).0
 }
 
 /// What the engine precomputes from an adapter once; shared by every thread's engine. `E` is
@@ -328,12 +321,20 @@ fn fold_panel<E: Element>(
 /// What made a query unscorable at the session's precision.
 #[derive(Clone, Copy, Debug)]
 enum OutOfRange {
+    /// The batch-wide candidate with a NaN or ±Inf.
+    NotFinite(usize),
     /// The batch-wide candidate with a value beyond the element type's range.
     Candidate(usize),
     /// `M_q`, the query folded into the weights.
     Fold,
     /// A pre-activation of layer 1 (an overflow that the activation could hide).
     Layer1,
+}
+
+/// The bytes of `values`, as [`BlockScratch::layer1_panel`] prefetches them.
+fn byte_range<T>(values: &[T]) -> Range<*const u8> {
+    let Range { start, end } = values.as_ptr_range();
+    start.cast()..end.cast()
 }
 
 /// One thread's working memory for a block of candidates.
@@ -376,9 +377,13 @@ impl<E: Element> BlockScratch<E> {
         for (t, tile) in self.packed[..n.div_ceil(mr) * mr * d].chunks_exact_mut(mr * d).enumerate() {
             let rows = (t * mr..n.min((t + 1) * mr)).map(|i| (i, batch.candidate(first + i)));
             for (i, c) in rows.clone() {
-                self.q_dot_c[i] = lane_dot(q, c);
+                let finite;
+                (self.q_dot_c[i], finite) = w.tile.dot_checked(q, c);
+                if !finite {
+                    self.out_of_range.get_or_insert(OutOfRange::NotFinite(first + i));
+                }
                 if w.similarity == Similarity::Cosine {
-                    self.c_sq[i] = lane_dot(c, c);
+                    self.c_sq[i] = w.tile.dot_checked(c, c).0;
                 }
             }
             // Whole groups of four rows, then the rest one by one, then zeros.
@@ -408,21 +413,21 @@ impl<E: Element> BlockScratch<E> {
 
     /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
     /// activation, then the heads summed into `sums` (and, for cosine, the hidden values kept).
-    /// Meanwhile the tiles prefetch `next` (the weights the next panel folds from), so that fold
-    /// finds them in L2 instead of waiting on memory.
+    /// Meanwhile each step of the tiles prefetches the next cache line of `prefetch` into L2
+    /// (the weights the next panel folds from, or the next block's candidates) and moves its
+    /// start past it, so that what follows finds them in L2 instead of waiting on memory.
     fn layer1_panel(
         &mut self,
         w: &FoldedWeights<E>,
         n: usize,
         i: usize,
         PanelPlan { m_q, v_q, heads }: &PanelPlan<E>,
-        next: &[E],
+        prefetch: &mut Range<*const u8>,
     ) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
         let tiles = n.div_ceil(mr);
         let sums = &mut self.sums[w.group(i) * w.block_rows * SUMS * LANES..][..w.block_rows * SUMS * LANES];
-        let mut prefetched = 0;
         // The reduction over d runs in chunks whose slice of the panel stays in L1 while every
         // tile of the block passes over it; each tile's partial sums wait in `tile_out`.
         for p0 in (0..d).step_by(w.chunk) {
@@ -441,14 +446,14 @@ impl<E: Element> BlockScratch<E> {
                 });
                 let a = &self.packed[(t * d + p0) * mr..][..len * mr];
                 let out = &mut self.tile_out[t * mr * nr..][..mr * nr];
-                // Each step of the tile prefetches one cache line.
-                let prefetch = if prefetched < std::mem::size_of_val(next) {
-                    next.as_ptr().cast::<u8>().wrapping_add(prefetched)
-                } else {
+                let lines = if prefetch.is_empty() {
                     std::ptr::null()
+                } else {
+                    let start = prefetch.start;
+                    prefetch.start = start.wrapping_add((64 * len).min(prefetch.end.addr() - start.addr()));
+                    start
                 };
-                prefetched += 64 * len;
-                w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut(), prefetch);
+                w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut(), lines);
                 if epilogue.is_some_and(|e| e.non_finite) {
                     self.out_of_range.get_or_insert(OutOfRange::Layer1);
                 }
@@ -558,12 +563,16 @@ fn score_range<E: Element>(
     first: usize,
     out: &mut [PairRaw],
 ) -> std::result::Result<(), OutOfRange> {
+    let end = first + out.len();
     for (b, block_out) in out.chunks_mut(w.block_rows).enumerate() {
         let start = first + b * w.block_rows;
         let n = block_out.len();
         s.pack(w, q, batch, start, n);
+        // The next block's candidates come from memory while this block computes.
+        let next = start + n..(start + n + w.block_rows).min(end);
+        let mut prefetch = byte_range(batch.contiguous_candidates(next).unwrap_or_default());
         for i in 0..w.panels {
-            s.layer1_panel(w, n, i, &plan.panels[i], &[]);
+            s.layer1_panel(w, n, i, &plan.panels[i], &mut prefetch);
         }
         s.finish(w, plan, q, block_out);
         if let Some(failure) = s.out_of_range {
@@ -595,7 +604,7 @@ fn fold_and_score_panels<E: Element>(
         // A bad candidate is the more useful error than the fold it overflowed.
         fold_panel(w, q, i, panel).map_err(|fold| s.out_of_range.unwrap_or(fold))?;
         let next = if j + 1 < count { w.fold_weights(i + 1) } else { &[] };
-        s.layer1_panel(w, n, i, panel, next);
+        s.layer1_panel(w, n, i, panel, &mut byte_range(next));
     }
     s.out_of_range.map_or(Ok(()), Err)
 }
@@ -609,6 +618,10 @@ fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: 
         Precision::Bf16 => "the range of the session's bf16 precision",
     };
     match failure {
+        OutOfRange::NotFinite(i) => Error::new(
+            ErrorKind::NonFiniteInput,
+            format!("candidates: query {query}, position {}: a value is NaN or infinite", i - start),
+        ),
         OutOfRange::Candidate(i) => {
             Error::invalid_argument(format!("query {query}, candidate {}: a value is beyond {range}", i - start))
         }
@@ -753,6 +766,10 @@ impl<E: Element> Engine for FoldedEngine<E> {
 
     fn precision(&self) -> Precision {
         E::PRECISION
+    }
+
+    fn checks_candidates(&self) -> bool {
+        true
     }
 
     fn forward(

@@ -104,6 +104,11 @@ pub(crate) trait Engine: Send {
     fn precision(&self) -> Precision {
         Precision::F32
     }
+    /// Whether [`Engine::forward`] fails whenever a candidate value is NaN or ±Inf (it finds them
+    /// as it reads the candidates anyway), so the session need not check them beforehand.
+    fn checks_candidates(&self) -> bool {
+        false
+    }
     /// Fills `out[i]` for every candidate `i` of the batch. The batch has been validated against
     /// `adapter`, and `out.len()` is its total candidate count; its first query is query
     /// `first_query` of the caller's batch (errors name queries by that count). The engine may

@@ -111,6 +111,34 @@ type TileFn<E> = unsafe fn(*const E, *const E, usize, *mut f32, bool, Option<&mu
 /// A fold function, checked by [`Tile::fold`].
 type FoldFn<E> = unsafe fn(Fold<'_, E>) -> bool;
 
+/// [`dot_checked`] compiled for one instruction set, checked by [`Tile::dot_checked`].
+type DotFn = unsafe fn(&[f32], &[f32]) -> (f32, bool);
+
+/// `a·b` in [`LANES`] partial sums (in the same order on every instruction set), and whether
+/// every value of `b` is finite (`x·0` is 0 for a finite `x` and NaN otherwise), found in the
+/// same pass over `b`. Inlined into each kernel's `dot_checked`, so it is compiled with that
+/// kernel's instruction set: at the baseline's SSE2 the compiler makes poor code of it.
+#[inline(always)]
+pub(crate) fn dot_checked(a: &[f32], b: &[f32]) -> (f32, bool) {
+    let (mut lanes, mut check) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let ((a_rows, a_tail), (b_rows, b_tail)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
+    // Two loops: in one, the compiler pairs `lanes[l]` with `check[l]` instead of vectorising
+    // each; the second finds the row in L1.
+    for (a, b) in a_rows.iter().zip(b_rows) {
+        for l in 0..LANES {
+            lanes[l] += a[l] * b[l];
+        }
+    }
+    for b in b_rows {
+        for l in 0..LANES {
+            check[l] += b[l] * 0.0;
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    let tail_check: f32 = b_tail.iter().map(|y| y * 0.0).sum();
+    (lanes.iter().sum::<f32>() + tail, (check.iter().sum::<f32>() + tail_check).is_finite())
+}
+
 /// One panel of a query's fold (SPEC §8) for the tile's `NR` hidden units. `weights` is
 /// `[d][S][NR]`: for each input dimension `p`, that row of `W_c − W_a`, `W_b`, `W_a + W_c` and,
 /// for dot similarity (`S = 4`, `u` not empty), `W₂ᵀ`. For each `p`:
@@ -299,6 +327,7 @@ pub(crate) struct Tile<E> {
     pub nr: usize,
     pub(crate) run: TileFn<E>,
     pub(crate) fold: FoldFn<E>,
+    pub(crate) dot: DotFn,
 }
 
 impl<E> Clone for Tile<E> {
@@ -317,12 +346,16 @@ impl Tile<f32> {
         }
         Some(match kernel {
             CpuKernel::Portable => {
-                Tile { mr: portable::MR, nr: portable::NR, run: portable::tile, fold: portable::fold }
+                Tile { mr: portable::MR, nr: portable::NR, run: portable::tile, fold: portable::fold, dot: dot_checked }
             }
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx2 => Tile { mr: avx2::MR, nr: avx2::NR, run: avx2::tile, fold: avx2::fold },
+            CpuKernel::Avx2 => {
+                Tile { mr: avx2::MR, nr: avx2::NR, run: avx2::tile, fold: avx2::fold, dot: avx2::dot_checked }
+            }
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx512 => Tile { mr: avx512::MR, nr: avx512::NR, run: avx512::tile, fold: avx512::fold },
+            CpuKernel::Avx512 => {
+                Tile { mr: avx512::MR, nr: avx512::NR, run: avx512::tile, fold: avx512::fold, dot: avx512::dot_checked }
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => return None,
         })
@@ -366,6 +399,13 @@ impl<E: Element> Tile<E> {
         assert!(f.m.len() == f.q.len() * nr && f.weights.len() == f.q.len() * streams * nr);
         // SAFETY: as for `run`.
         unsafe { (self.fold)(f) }
+    }
+
+    /// [`dot_checked`] on this tile's instruction set.
+    pub(crate) fn dot_checked(&self, a: &[f32], b: &[f32]) -> (f32, bool) {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: as for `run`.
+        unsafe { (self.dot)(a, b) }
     }
 }
 
@@ -456,6 +496,13 @@ macro_rules! x86_kernel {
 
             pub const MR: usize = $mr;
             pub const NR: usize = 2 * $lanes;
+
+            /// # Safety
+            #[doc = concat!("The CPU has ", $feature, ".")]
+            #[target_feature(enable = $feature)]
+            pub unsafe fn dot_checked(a: &[f32], b: &[f32]) -> (f32, bool) {
+                super::dot_checked(a, b)
+            }
 
             /// # Safety
             #[doc = concat!("The CPU has ", $feature, "; `a`, `b`, `out` hold `n·MR`, `n·NR`, `MR·NR` values.")]
