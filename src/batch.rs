@@ -112,16 +112,6 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The batch-wide candidates `rows` as one slice, when they lie back to back in memory.
-    pub(crate) fn contiguous_candidates(&self, rows: std::ops::Range<usize>) -> Option<&'a [f32]> {
-        match self.candidates {
-            Candidates::Dense { data, row_stride } if row_stride == self.dim => {
-                data.get(rows.start * row_stride..rows.end * row_stride)
-            }
-            _ => None,
-        }
-    }
-
     /// The sum of `candidate_counts`, which positions and orders (u32) must be able to index.
     pub fn total_candidates(&self) -> Result<usize> {
         self.candidate_counts

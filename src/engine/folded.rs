@@ -413,9 +413,11 @@ impl<E: Element> BlockScratch<E> {
 
     /// Layer 1 of hidden panel `i` for the block's `n` rows, with the epilogue: bias,
     /// activation, then the heads summed into `sums` (and, for cosine, the hidden values kept).
-    /// Meanwhile each step of the tiles prefetches the next cache line of `prefetch` into L2
-    /// (the weights the next panel folds from, or the next block's candidates) and moves its
-    /// start past it, so that what follows finds them in L2 instead of waiting on memory.
+    /// Meanwhile the tiles bring what comes next into L2, so that it does not wait on memory:
+    /// each step of a tile prefetches the next cache line of `prefetch` (the weights the next
+    /// panel folds from, read straight after) and moves its start past it, and after each tile
+    /// the lines of the next row of `prefetch_rows` (the next block's candidates, read later,
+    /// dense or by id) are asked for.
     fn layer1_panel(
         &mut self,
         w: &FoldedWeights<E>,
@@ -423,6 +425,7 @@ impl<E: Element> BlockScratch<E> {
         i: usize,
         PanelPlan { m_q, v_q, heads }: &PanelPlan<E>,
         prefetch: &mut Range<*const u8>,
+        prefetch_rows: &mut dyn Iterator<Item = &[f32]>,
     ) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
@@ -454,6 +457,9 @@ impl<E: Element> BlockScratch<E> {
                     start
                 };
                 w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut(), lines);
+                if let Some(row) = prefetch_rows.next() {
+                    simd::prefetch_l2(row);
+                }
                 if epilogue.is_some_and(|e| e.non_finite) {
                     self.out_of_range.get_or_insert(OutOfRange::Layer1);
                 }
@@ -570,9 +576,9 @@ fn score_range<E: Element>(
         s.pack(w, q, batch, start, n);
         // The next block's candidates come from memory while this block computes.
         let next = start + n..(start + n + w.block_rows).min(end);
-        let mut prefetch = byte_range(batch.contiguous_candidates(next).unwrap_or_default());
+        let mut next_rows = next.map(|i| batch.candidate(i));
         for i in 0..w.panels {
-            s.layer1_panel(w, n, i, &plan.panels[i], &mut prefetch);
+            s.layer1_panel(w, n, i, &plan.panels[i], &mut byte_range::<E>(&[]), &mut next_rows);
         }
         s.finish(w, plan, q, block_out);
         if let Some(failure) = s.out_of_range {
@@ -604,7 +610,7 @@ fn fold_and_score_panels<E: Element>(
         // A bad candidate is the more useful error than the fold it overflowed.
         fold_panel(w, q, i, panel).map_err(|fold| s.out_of_range.unwrap_or(fold))?;
         let next = if j + 1 < count { w.fold_weights(i + 1) } else { &[] };
-        s.layer1_panel(w, n, i, panel, &mut byte_range(next));
+        s.layer1_panel(w, n, i, panel, &mut byte_range(next), &mut std::iter::empty());
     }
     s.out_of_range.map_or(Ok(()), Err)
 }

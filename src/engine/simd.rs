@@ -114,6 +114,18 @@ type FoldFn<E> = unsafe fn(Fold<'_, E>) -> bool;
 /// [`dot_checked`] compiled for one instruction set, checked by [`Tile::dot_checked`].
 type DotFn = unsafe fn(&[f32], &[f32]) -> (f32, bool);
 
+/// Asks for the cache lines of `values` to be brought into L2: a hint, which never faults (and
+/// does nothing off x86-64).
+pub(crate) fn prefetch_l2(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: SSE is part of x86-64, and a prefetch reads nothing.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
 /// `a·b` in [`LANES`] partial sums (in the same order on every instruction set), and whether
 /// every value of `b` is finite (`x·0` is 0 for a finite `x` and NaN otherwise), found in the
 /// same pass over `b`. Inlined into each kernel's `dot_checked`, so it is compiled with that
