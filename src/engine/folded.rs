@@ -13,7 +13,8 @@
 //! weights never leave the cache, and the tiles of one panel prefetch the weights the next panel
 //! folds from (the fold would otherwise wait on memory: at k = 100 it streams as many bytes as
 //! the tiles read). Longer lists fold every panel first and then score blocks of candidates that
-//! stay in L2 while the panels stream past.
+//! stay in L2 while the panels stream past; the tiles of one block prefetch the next block's rows.
+//! Packing a candidate also checks it for NaN and ±Inf, so the session makes no pass of its own.
 //!
 //! Three tiers of state: [`FoldedWeights`] (from the adapter, shared by all threads),
 //! [`QueryPlan`] (one query's folded weights), [`BlockScratch`] (one per thread). All of it is
