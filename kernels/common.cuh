@@ -24,9 +24,14 @@ constexpr int TILE_WORDS = 3;
 // SPEC §3's activations, in f32 like the CPU engines. The kind is a template argument: an
 // epilogue is compiled once per activation (see `with_activation`), so an unrolled epilogue
 // holds the registers of one activation rather than of all five behind a switch.
+//
+// A pre-activation that overflowed (±inf or NaN: a value beyond T's range, or f32's) gives NaN,
+// which the engine reports as an error. GELU and SiLU do so by themselves (−inf·0); ReLU and
+// tanh would hide it in 0 or ±1, a finite, wrong score, so they carry `x·0` along (0 for a
+// finite x).
 template <int KIND> __device__ __forceinline__ float activate(float x) {
     if (KIND == RELU) {
-        return fmaxf(x, 0.0f);
+        return x > 0.0f ? x : x * 0.0f;
     } else if (KIND == GELU) {
         return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     } else if (KIND == GELU_TANH) {
@@ -35,7 +40,7 @@ template <int KIND> __device__ __forceinline__ float activate(float x) {
     } else if (KIND == SILU) {
         return x / (1.0f + expf(-x));
     } else {
-        return tanhf(x);
+        return tanhf(x) + x * 0.0f;
     }
 }
 

@@ -681,30 +681,62 @@ fn f16_precision_meets_the_reduced_precision_contract() {
         }
     }
 
-    // Values f16 cannot hold are errors that say so, never a silently wrong order.
-    let fix = Fixture::random(&mut rng, 8, 70, AdapterConfig::default(), 1.0);
-    let mut session = Session::new(fix.adapter.clone(), options(1)).expect("f16 session");
-    // Candidates are packed four rows at a time where they can be: the error still names the row.
-    for (k, bad, column) in [(3, 2, 5), (14, 6, 5), (14, 9, 0), (14, 13, 7)] {
-        let (q, mut c) = (vec![0.1f32; 8], vec![0.1f32; k * 8]);
-        c[bad * 8 + column] = -1e5;
-        let e = session.rerank(&Batch::dense(8, &q, &[k], &c), &ScoreOptions::default()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-        assert!(e.message().contains(&format!("candidate {bad}:")) && e.message().contains("f16"), "{e}");
-    }
-    let (q, c) = (vec![1e6f32; 8], vec![0.1f32; 3 * 8]);
-    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");
-    assert!(e.message().contains("query 0") && e.message().contains("f16"), "{e}");
-    // In range one by one, but their products overflow half precision in layer 1's sums.
-    let (q, c) = (vec![2e5f32; 8], vec![100f32; 3 * 8]);
-    let e = session.rerank(&Batch::dense(8, &q, &[3], &c), &ScoreOptions::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");
-    assert!(e.message().contains("hidden layer overflowed") && e.message().contains("f16"), "{e}");
     // The reference engine has no f16 arithmetic.
     let reference = SessionOptions { engine: EnginePreference::Force(EngineKind::Reference), ..options(1) };
-    let e = Session::new(fix.adapter.clone(), reference).err().expect("an f16 reference session is refused");
+    let e = Session::new(probe.adapter.clone(), reference).err().expect("an f16 reference session is refused");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
+
+#[test]
+fn values_beyond_f16_are_errors_that_say_so_on_every_engine() {
+    // Never a silently wrong order: the same errors from every engine with f16 arithmetic.
+    let mut rng = TestRng::new(34);
+    let fix = Fixture::random(&mut rng, 8, 70, AdapterConfig::default(), 1.0);
+    let mut tested = 0;
+    for engine in engines() {
+        let options = SessionOptions { precision: Precision::F16, ..engine.options(1) };
+        let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
+        tested += 1;
+        let mut rerank =
+            |q: &[f32], k: usize, c: &[f32]| session.rerank(&Batch::dense(8, q, &[k], c), &ScoreOptions::default());
+        // Candidates are packed four rows at a time where they can be: the error still names the row.
+        for (k, bad, column) in [(3, 2, 5), (14, 6, 5), (14, 9, 0), (14, 13, 7)] {
+            let mut c = vec![0.1f32; k * 8];
+            c[bad * 8 + column] = -1e5;
+            let e = rerank(&[0.1; 8], k, &c).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{engine:?}: {e}");
+            assert!(e.message().contains(&format!("candidate {bad}:")) && e.message().contains("f16"), "{e}");
+        }
+        // A query that folds into weights beyond f16.
+        let e = rerank(&[1e6; 8], 3, &[0.1; 24]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Numeric, "{engine:?}: {e}");
+        assert!(e.message().contains("query 0") && e.message().contains("f16"), "{engine:?}: {e}");
+        // In range one by one, but their products overflow layer 1's sums where those are in
+        // half precision (the folded engine's; the CUDA engine's tensor cores sum in f32).
+        match rerank(&[2e5; 8], 3, &[100.0; 24]) {
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Numeric, "{engine:?}: {e}");
+                assert!(e.message().contains("hidden layer overflowed") && e.message().contains("f16"), "{e}");
+            }
+            Ok(_) => assert_eq!(engine.kind, EngineKind::Cuda, "{engine:?}: half sums overflowed silently"),
+        }
+    }
+    // Cosine keeps layer 2's weights in f16 on every engine: one beyond it refuses the session.
+    let mut weights = fix.adapter.weights().clone();
+    weights.fc2_weight[5] = 7e4;
+    let config = AdapterConfig { similarity: Similarity::Cosine, ..AdapterConfig::default() };
+    let cosine = Arc::new(Adapter::new(weights, config).expect("valid adapter"));
+    for engine in engines() {
+        let options = SessionOptions { precision: Precision::F16, ..engine.options(1) };
+        if Session::new(fix.adapter.clone(), options).is_ok() {
+            let e = Session::new(cosine.clone(), options).err().expect("refused");
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{engine:?}: {e}");
+            assert!(e.message().contains("weight") && e.message().contains("65504"), "{engine:?}: {e}");
+        }
+    }
+    if tested == 0 {
+        println!("skipped: no engine here has f16 arithmetic (AVX512-FP16 or a CUDA GPU)");
+    }
 }
 
 #[test]
@@ -1723,6 +1755,39 @@ fn library_rerank_score_overflowing_f32() {
         assert_eq!(rr.is_ok(), rs.is_ok(), "engine {engine:?}: rerank {rr:?} and resample {rs:?} disagree");
         if let Ok(rr) = rr {
             assert!(rr.log_s_rr.iter().all(|x| x.is_finite()), "finite input gave log s_RR {:?}", rr.log_s_rr);
+        }
+    }
+}
+
+#[test]
+fn a_hidden_layer_overflow_is_an_error_even_where_the_activation_hides_it() {
+    // W_c = −1e30 and inputs of 1e10: every pre-activation is −∞ in f32, which ReLU and tanh
+    // would turn into 0 and −1 and so into finite, wrong scores.
+    let (d, h) = (4, 3);
+    let weights = AdapterWeights {
+        dim: d,
+        hidden: h,
+        fc1_weight: (0..h * 3 * d).map(|i| if i % (3 * d) >= 2 * d { -1e30 } else { 0.0 }).collect(),
+        fc1_bias: vec![0.0; h],
+        fc2_weight: vec![0.01; d * h],
+        fc2_bias: vec![0.0; d],
+        classifier_weight: vec![0.1; 4 * h],
+        classifier_bias: vec![0.0; 4],
+    };
+    let (q, c) = (vec![1e10f32; 2 * d], vec![1e10f32; 2 * d]);
+    for activation in [Activation::Relu, Activation::Tanh] {
+        for similarity in SIMILARITIES {
+            let config = AdapterConfig { activation, similarity, ..AdapterConfig::default() };
+            let adapter = Arc::new(Adapter::new(weights.clone(), config).expect("valid adapter"));
+            for engine in engines() {
+                let mut session = Session::new(adapter.clone(), engine.options(1)).expect("session");
+                let what = format!("{engine:?}, {activation:?}, {similarity:?}");
+                let Err(e) = session.rerank(&Batch::dense(d, &q, &[0, 2], &c), &ScoreOptions::default()) else {
+                    panic!("{what}: scored without an error")
+                };
+                assert_eq!(e.kind(), ErrorKind::Numeric, "{what}: {e}");
+                assert!(e.message().contains("query 1") && e.message().contains("f32"), "{what}: {e}");
+            }
         }
     }
 }

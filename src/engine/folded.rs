@@ -24,7 +24,9 @@
 
 use super::reference::cosine;
 use super::simd::{self, CpuKernel, Element, Epilogue, Fold, Tile, LANES};
-use super::{Engine, EngineKind, PairRaw, Precision};
+use super::{
+    candidate_out_of_range, hidden_layer_overflow, weight_out_of_range, Engine, EngineKind, PairRaw, Precision,
+};
 use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
@@ -157,12 +159,7 @@ impl<E: Element> FoldedWeights<E> {
                 },
             )
         })?;
-        let out_of_range = || {
-            Error::new(
-                ErrorKind::Unsupported,
-                format!("{} precision: a weight of the adapter is outside its range (±65504)", precision.name()),
-            )
-        };
+        let out_of_range = || weight_out_of_range(precision);
         let (d, h, nr) = (adapter.dim(), adapter.hidden(), tile.nr);
         let w = adapter.weights();
         let config = adapter.config();
@@ -619,25 +616,17 @@ fn fold_and_score_panels<E: Element>(
 /// The error for a query that could not be scored at `precision`; `start` is its first
 /// candidate's batch-wide index.
 fn out_of_range(failure: OutOfRange, precision: Precision, query: usize, start: usize) -> Error {
-    let range = match precision {
-        Precision::F32 => "the f32 range",
-        Precision::F16 => "±65504, the range of the session's f16 precision",
-        Precision::Bf16 => "the range of the session's bf16 precision",
-    };
     match failure {
         OutOfRange::NotFinite(i) => Error::new(
             ErrorKind::NonFiniteInput,
             format!("candidates: query {query}, position {}: a value is NaN or infinite", i - start),
         ),
-        OutOfRange::Candidate(i) => {
-            Error::invalid_argument(format!("query {query}, candidate {}: a value is beyond {range}", i - start))
-        }
-        OutOfRange::Fold => {
-            Error::new(ErrorKind::Numeric, format!("query {query}: folding it into the weights overflowed {range}"))
-        }
-        OutOfRange::Layer1 => {
-            Error::new(ErrorKind::Numeric, format!("query {query}: the adapter's hidden layer overflowed {range}"))
-        }
+        OutOfRange::Candidate(i) => candidate_out_of_range(precision, query, i - start),
+        OutOfRange::Fold => Error::new(
+            ErrorKind::Numeric,
+            format!("query {query}: folding it into the weights overflowed {}", precision.range()),
+        ),
+        OutOfRange::Layer1 => hidden_layer_overflow(precision, query),
     }
 }
 

@@ -83,6 +83,38 @@ impl Precision {
     pub fn from_name(name: &str) -> Option<Precision> {
         Precision::ALL.into_iter().find(|p| p.name() == name)
     }
+
+    /// The values this precision holds, in the words of the errors below.
+    pub(crate) fn range(self) -> &'static str {
+        match self {
+            Precision::F32 => "the f32 range",
+            Precision::F16 => "±65504, the range of the session's f16 precision",
+            Precision::Bf16 => "the range of the session's bf16 precision",
+        }
+    }
+}
+
+/// An adapter with a weight that the session's precision cannot hold.
+pub(crate) fn weight_out_of_range(precision: Precision) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{} precision: a weight of the adapter is beyond {}", precision.name(), precision.range()),
+    )
+}
+
+/// A candidate with a value that the session's precision cannot hold (every engine says it
+/// in these words). `position` counts within the query.
+pub(crate) fn candidate_out_of_range(precision: Precision, query: usize, position: usize) -> Error {
+    Error::invalid_argument(format!("query {query}, candidate {position}: a value is beyond {}", precision.range()))
+}
+
+/// A pre-activation of layer 1 that overflowed the precision: an error even where the
+/// activation would hide it (ReLU of −∞ is 0, tanh of it −1), never a finite, wrong score.
+pub(crate) fn hidden_layer_overflow(precision: Precision, query: usize) -> Error {
+    Error::new(
+        ErrorKind::Numeric,
+        format!("query {query}: the adapter's hidden layer overflowed {}", precision.range()),
+    )
 }
 
 /// What the caller asks for when creating a session.

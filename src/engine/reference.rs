@@ -1,7 +1,7 @@
 //! The reference engine: SPEC §3 written out literally, one pair at a time, in f32.
 //! Obviously correct rather than fast; the fast engines are tested against it.
 
-use super::{Engine, EngineKind, PairRaw};
+use super::{hidden_layer_overflow, Engine, EngineKind, PairRaw, Precision};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::model::{Activation, Adapter, Similarity};
@@ -71,7 +71,7 @@ impl Engine for ReferenceEngine {
         &mut self,
         adapter: &Adapter,
         batch: &Batch<'_>,
-        _: usize,
+        first_query: usize,
         out: &mut [PairRaw],
         _: &mut Workers,
     ) -> Result<()> {
@@ -92,6 +92,9 @@ impl Engine for ReferenceEngine {
                 }
                 for j in 0..h {
                     let pre = dot(&w.fc1_weight[j * 3 * d..][..3 * d], &self.interaction) + w.fc1_bias[j];
+                    if !pre.is_finite() {
+                        return Err(hidden_layer_overflow(Precision::F32, first_query + qi));
+                    }
                     self.hidden[j] = activate(config.activation, pre);
                 }
                 for t in 0..d {

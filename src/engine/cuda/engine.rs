@@ -12,7 +12,9 @@
 
 use super::{driver_error, Device};
 use crate::batch::{Batch, Candidates};
-use crate::engine::{Engine, EngineKind, PairRaw, Precision};
+use crate::engine::{
+    candidate_out_of_range, hidden_layer_overflow, weight_out_of_range, Engine, EngineKind, PairRaw, Precision,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
 use crate::workers::Workers;
@@ -46,30 +48,32 @@ pub(crate) trait Element: DeviceRepr + ValidAsZeroBits + Copy + Default + Send +
     const PRECISION: Precision;
     /// Rows per block of this precision's kernels (`BM` of its tile in kernels/rerank.cu).
     const TILE_ROWS: usize;
-    fn from_f32(x: f32) -> Self;
+    /// `x` rounded to nearest even, as the kernels round; `None` where a finite `x` becomes
+    /// infinite (beyond ±65504 for f16).
+    fn from_f32(x: f32) -> Option<Self>;
 }
 
 impl Element for f32 {
     const PRECISION: Precision = Precision::F32;
     const TILE_ROWS: usize = 64;
-    fn from_f32(x: f32) -> Self {
-        x
+    fn from_f32(x: f32) -> Option<Self> {
+        Some(x)
     }
 }
 
 impl Element for half::bf16 {
     const PRECISION: Precision = Precision::Bf16;
     const TILE_ROWS: usize = 128;
-    fn from_f32(x: f32) -> Self {
-        half::bf16::from_f32(x)
+    fn from_f32(x: f32) -> Option<Self> {
+        Some(half::bf16::from_f32(x)).filter(|y| y.is_finite() || !x.is_finite())
     }
 }
 
 impl Element for half::f16 {
     const PRECISION: Precision = Precision::F16;
     const TILE_ROWS: usize = 128;
-    fn from_f32(x: f32) -> Self {
-        half::f16::from_f32(x)
+    fn from_f32(x: f32) -> Option<Self> {
+        Some(half::f16::from_f32(x)).filter(|y| y.is_finite() || !x.is_finite())
     }
 }
 
@@ -142,7 +146,7 @@ impl<T: Element> Weights<T> {
             let mut padded = vec![T::default(); d * ld_hidden];
             for (row, src) in padded.chunks_exact_mut(ld_hidden).zip(w.fc2_weight.chunks_exact(h)) {
                 for (dst, &x) in row.iter_mut().zip(src) {
-                    *dst = T::from_f32(x);
+                    *dst = T::from_f32(x).ok_or_else(|| weight_out_of_range(T::PRECISION))?;
                 }
             }
             Some(stream.clone_htod(&padded).map_err(|e| driver_error("uploading the adapter's fc2.weight", e))?)
@@ -490,10 +494,33 @@ impl<T: Element> Engine for CudaEngine<T> {
         &mut self,
         _: &Adapter,
         batch: &Batch<'_>,
-        _: usize,
+        first_query: usize,
         out: &mut [PairRaw],
         _: &mut Workers,
     ) -> Result<()> {
+        self.run_batch(batch, out)?;
+        // The kernels make every logit of a pair whose hidden layer overflowed NaN (`activate`
+        // in kernels/common.cuh); name its query, and the candidate where one is beyond `T`'s range. Other
+        // non-finite values are left to the session's check.
+        match out.iter().position(|pair| pair.logits.iter().all(|l| l.is_nan())) {
+            None => Ok(()),
+            Some(i) => {
+                let (query, position) = batch.locate(i);
+                let start = i - position;
+                let beyond = (start..start + batch.candidate_counts[query])
+                    .position(|p| batch.candidate(p).iter().any(|&x| T::from_f32(x).is_none()));
+                Err(match beyond {
+                    Some(position) => candidate_out_of_range(T::PRECISION, first_query + query, position),
+                    None => hidden_layer_overflow(T::PRECISION, first_query + query),
+                })
+            }
+        }
+    }
+}
+
+impl<T: Element> CudaEngine<T> {
+    /// Every chunk of the batch through the kernels, its pair values into `out`.
+    fn run_batch(&mut self, batch: &Batch<'_>, out: &mut [PairRaw]) -> Result<()> {
         let row_stride = match batch.candidates {
             Candidates::Dense { row_stride, .. } => row_stride,
             Candidates::ById { .. } => self.weights.dim,
