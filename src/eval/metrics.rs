@@ -64,6 +64,46 @@ pub fn ndcg_at(ranked: &[u32], relevant: &[u32], k: usize) -> f64 {
     dcg / idcg
 }
 
+/// What stands at rank 1 of a set of rankings: how many queries a reranker of the list could
+/// still lift, and how many it cannot (their first result is a likely false negative, or no
+/// relevant document was retrieved).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FirstResults {
+    pub queries: usize,
+    /// A relevant document first.
+    pub relevant: usize,
+    /// Not that, but a listed near-duplicate of a relevant document (a likely false negative).
+    pub near_duplicate: usize,
+    /// Neither; the first relevant document within the first 10 results, further down the
+    /// list, or not in it.
+    pub relevant_in_10: usize,
+    pub relevant_below_10: usize,
+    pub relevant_absent: usize,
+}
+
+impl FirstResults {
+    /// Counts one query: `ranked` best first, `relevant` its judged documents, `near_duplicate`
+    /// whether a document is a listed near-duplicate of one of them.
+    pub fn add(&mut self, ranked: &[u32], relevant: &[u32], near_duplicate: impl Fn(u32) -> bool) {
+        self.queries += 1;
+        let first_relevant = ranked.iter().position(|d| relevant.contains(d));
+        match (ranked.first(), first_relevant) {
+            (_, Some(0)) => self.relevant += 1,
+            (Some(&first), _) if near_duplicate(first) => self.near_duplicate += 1,
+            (_, Some(rank)) if rank < 10 => self.relevant_in_10 += 1,
+            (_, Some(_)) => self.relevant_below_10 += 1,
+            (_, None) => self.relevant_absent += 1,
+        }
+    }
+
+    /// The counts as shares of the queries, in field order after `queries`.
+    pub fn shares(&self) -> [f64; 5] {
+        let n = self.queries.max(1) as f64;
+        [self.relevant, self.near_duplicate, self.relevant_in_10, self.relevant_below_10, self.relevant_absent]
+            .map(|c| c as f64 / n)
+    }
+}
+
 /// The standard metric set, one value per query in the order of the runs given.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RankingMetrics {
@@ -136,6 +176,29 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn first_results_are_sorted_by_what_stands_at_rank_1() {
+        let dup = |d: u32| d == 7;
+        let mut f = FirstResults::default();
+        f.add(&[3, 7], &[3], dup); // relevant first
+        f.add(&[7, 3], &[3], dup); // a near-duplicate first, relevant second
+        f.add(&[1, 7, 3], &[3], dup); // relevant third: within 10
+        let long: Vec<u32> = (100..120).chain([3]).collect();
+        f.add(&long, &[3], dup); // relevant 21st
+        f.add(&[1, 2], &[3], dup); // never retrieved
+        f.add(&[], &[3], dup);
+        let expected = FirstResults {
+            queries: 6,
+            relevant: 1,
+            near_duplicate: 1,
+            relevant_in_10: 1,
+            relevant_below_10: 1,
+            relevant_absent: 2,
+        };
+        assert_eq!(f, expected);
+        assert!(close(f.shares().iter().sum::<f64>(), 1.0));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::pipeline::Inputs;
 use super::Failure;
 use rrra::dataset::Split;
 use rrra::eval::classes::{argmax4, separation, Confusion, Separation};
-use rrra::eval::metrics::{mean_recall_curve, RankingMetrics};
+use rrra::eval::metrics::{mean_recall_curve, FirstResults, RankingMetrics};
 use rrra::eval::negatives;
 use rrra::eval::stats::{bootstrap_mean, paired_randomization_test, sign_test, Interval};
 use rrra::sampler::NOT_DRAWN;
@@ -47,6 +47,9 @@ pub struct Evaluation {
     pub metrics: Vec<MetricRow>,
     pub recall_curve_base: Vec<f64>,
     pub recall_curve_reranked: Vec<f64>,
+    /// What stands at rank 1 of the test queries, base and reranked.
+    pub first_base: FirstResults,
+    pub first_reranked: FirstResults,
     pub confusion: Confusion,
     /// How well s_FN ranks the FN pairs above the rest, whatever the argmax says.
     pub fn_separation: Option<Separation>,
@@ -93,6 +96,13 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
         test.iter().zip(&reranked_docs).map(|(l, r)| (r.as_slice(), relevant(l))).collect();
     let base = RankingMetrics::compute(&base_runs);
     let rr = RankingMetrics::compute(&rr_runs);
+    let (mut first_base, mut first_reranked) = (FirstResults::default(), FirstResults::default());
+    for ((list, &(b, rel)), &(r, _)) in test.iter().zip(&base_runs).zip(&rr_runs) {
+        let dups = &inputs.data.near_duplicates[list.query as usize];
+        let near_duplicate = |doc: u32| dups.binary_search_by_key(&doc, |d| d.doc).is_ok();
+        first_base.add(b, rel, near_duplicate);
+        first_reranked.add(r, rel, near_duplicate);
+    }
     let mut metrics = Vec::new();
     for ((name, b), (_, r)) in base.named().into_iter().zip(rr.named()) {
         metrics.push(MetricRow {
@@ -130,6 +140,8 @@ pub fn evaluate(inputs: &Inputs, adapter: &Arc<Adapter>, negatives_per_query: us
         metrics,
         recall_curve_base: mean_recall_curve(&base_runs, inputs.top.k),
         recall_curve_reranked: mean_recall_curve(&rr_runs, inputs.top.k),
+        first_base,
+        first_reranked,
         confusion,
         fn_separation: separation(&s_fn, &is_fn),
         s_a_by_class,

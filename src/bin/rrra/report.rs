@@ -37,6 +37,23 @@ pub fn tables(e: &Evaluation) -> String {
             p_value(m.p_sign)
         );
     }
+    let _ = writeln!(
+        s,
+        "\nWhat stands first, as shares of the test queries. A near-duplicate is listed in likely_false_negatives.tsv (likely relevant, but not judged); reranking the top-{} can lift only the queries of the two \"relevant at rank\" rows:\n",
+        e.k
+    );
+    let _ = writeln!(s, "| first result | base retriever | reranked |");
+    let _ = writeln!(s, "|---|---|---|");
+    let rows = [
+        "a relevant document".to_string(),
+        "a near-duplicate of a relevant document".to_string(),
+        "otherwise; relevant at rank 2–10".to_string(),
+        format!("otherwise; relevant at rank 11–{}", e.k),
+        format!("otherwise; none relevant in the top-{}", e.k),
+    ];
+    for (row, (b, r)) in rows.iter().zip(e.first_base.shares().into_iter().zip(e.first_reranked.shares())) {
+        let _ = writeln!(s, "| {row} | {:.1}% | {:.1}% |", 100.0 * b, 100.0 * r);
+    }
     let c = &e.confusion;
     let _ = writeln!(
         s,
