@@ -51,7 +51,8 @@ pub use engine::{CpuKernel, EngineKind, EnginePreference, Precision};
 #[cfg(feature = "cuda")]
 pub mod cuda {
     pub use crate::engine::cuda::{
-        compile_kernels, entry_points, kernel_files, nvrtc_version, CompiledKernels, KernelResources,
+        build_kernels_cached_in, compile_kernels, entry_points, kernel_files, nvrtc_version, CompiledKernels,
+        KernelResources,
     };
 }
 pub use error::{Error, ErrorKind, Result};

@@ -1,5 +1,6 @@
 //! Every file in `kernels/` compiles with NVRTC, with the engine's own options, for sm_80 and
-//! sm_90, and no function spills a register. Needs libnvrtc, not a GPU.
+//! sm_90, and no function spills a register; a second build loads the first from the disk
+//! cache. Needs libnvrtc, not a GPU.
 //!
 //! `scripts/test-all.sh` runs this with `--features cuda`, `RRRA_NVRTC_DIR` set to the library
 //! `scripts/fetch-nvrtc.sh` installed from PyPI, and that directory on `LD_LIBRARY_PATH` (the
@@ -92,6 +93,15 @@ fn check_kernels() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // A session's build goes through the disk cache: the second process-like build loads what
+    // the first compiled and stored.
+    let dir = std::env::temp_dir().join(format!("rrra-kernel-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let build = || rrra::cuda::build_kernels_cached_in(&dir, ARCHS[0]).unwrap_or_else(|e| panic!("{}", e.message()));
+    assert!(build().iter().all(|&(_, cached)| !cached), "an empty cache");
+    assert!(build().iter().all(|&(_, cached)| cached), "the second build compiled again");
+    std::fs::remove_dir_all(&dir).expect("removing the test's cache");
 }
 
 /// The spill check itself: a log that reports spills is read as spilling.

@@ -6,6 +6,10 @@
 //! cubin for exactly its `sm_XY`; a newer one gets PTX for the newest architecture NVRTC knows,
 //! which the driver compiles on load.
 //!
+//! NVRTC takes seconds per file, so the images are also kept on disk between processes
+//! ([`DiskCache`]): a process whose kernels, NVRTC and target match a stored image loads it
+//! instead of compiling.
+//!
 //! The same build, with `--ptxas-options=-v`, feeds [`compile_kernels`], which tests use to
 //! check registers and spills without a GPU.
 
@@ -14,6 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use cudarc::nvrtc::sys;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Kernel files, one NVRTC program (and one CUDA module) each.
@@ -61,6 +67,7 @@ impl Target {
 }
 
 /// One kernel file built for one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Build {
     pub file: &'static str,
     /// The cubin, or the PTX with its terminating NUL (as the driver wants it).
@@ -216,8 +223,9 @@ fn build(file: &'static str, source: &str, target: Target) -> Result<Build> {
 
 type Cache = Mutex<HashMap<Target, Arc<Vec<Build>>>>;
 
-/// Every kernel file built for `target`: compiled on the first call for that target in this
-/// process, then shared. A failure is not cached, so it is reported to every caller.
+/// Every kernel file built for `target`: on the first call for that target in this process
+/// loaded from the disk cache or compiled, then shared. A failure is not cached, so it is
+/// reported to every caller.
 pub(crate) fn builds(target: Target) -> Result<Arc<Vec<Build>>> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Cache::default);
@@ -226,10 +234,118 @@ pub(crate) fn builds(target: Target) -> Result<Arc<Vec<Build>>> {
     if let Some(builds) = cache.get(&target) {
         return Ok(builds.clone());
     }
-    let builds: Arc<Vec<Build>> =
-        Arc::new(SOURCES.iter().map(|&(file, source)| build(file, source, target)).collect::<Result<_>>()?);
+    let disk = DiskCache::from_env();
+    let builds: Arc<Vec<Build>> = Arc::new(
+        SOURCES
+            .iter()
+            .map(|&(file, source)| build_through(disk.as_ref(), file, source, target).map(|(build, _)| build))
+            .collect::<Result<_>>()?,
+    );
     cache.insert(target, builds.clone());
     Ok(builds)
+}
+
+/// `file` built for `target`, from `disk` where it holds the image, else compiled (and then
+/// stored there); `true` when it came from the disk.
+fn build_through(disk: Option<&DiskCache>, file: &'static str, source: &str, target: Target) -> Result<(Build, bool)> {
+    let Some(disk) = disk else { return Ok((build(file, source, target)?, false)) };
+    let key = build_key(source, target)?;
+    if let Some(build) = disk.load(file, target, &key) {
+        return Ok((build, true));
+    }
+    let build = build(file, source, target)?;
+    disk.store(&build, target, &key);
+    Ok((build, false))
+}
+
+/// Everything a build depends on, as one line: the library's version, NVRTC's, the target
+/// (which fixes the options) and a hash of the source with the headers it may include.
+fn build_key(source: &str, target: Target) -> Result<String> {
+    let (major, minor) = nvrtc_version()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    source.hash(&mut h);
+    HEADERS.hash(&mut h);
+    Ok(format!("rrra {} | nvrtc {major}.{minor} | {target:?} | source {:016x}", crate::VERSION, h.finish()))
+}
+
+/// Built kernel images on disk, one file per kernel file, target and key. A file holds the
+/// key, the image's length and hash, the image and the build log; it is written under a
+/// temporary name and renamed, and used only when all of that checks, so a stale, partial or
+/// damaged file is compiled over, never loaded. Failing to write is not an error: the cache
+/// only saves time.
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+}
+
+impl DiskCache {
+    /// `$RRRA_KERNEL_CACHE` (set but empty: no disk cache), else `$XDG_CACHE_HOME/rrra/kernels`,
+    /// else `$HOME/.cache/rrra/kernels`.
+    pub(crate) fn from_env() -> Option<DiskCache> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let dir = match std::env::var_os("RRRA_KERNEL_CACHE") {
+            Some(dir) if dir.is_empty() => return None,
+            Some(dir) => PathBuf::from(dir),
+            None => var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?.join("rrra/kernels"),
+        };
+        Some(DiskCache { dir })
+    }
+
+    fn path(&self, file: &str, target: Target, key: &str) -> PathBuf {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let target = match target {
+            Target::Cubin(arch) => format!("sm_{arch}"),
+            Target::Ptx(arch) => format!("compute_{arch}"),
+        };
+        self.dir.join(format!("{}-{target}-{:016x}.bin", file.trim_end_matches(".cu"), h.finish()))
+    }
+
+    fn image_hash(image: &[u8]) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        image.hash(&mut h);
+        h.finish()
+    }
+
+    pub(crate) fn load(&self, file: &'static str, target: Target, key: &str) -> Option<Build> {
+        let bytes = std::fs::read(self.path(file, target, key)).ok()?;
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+        let (stored_key, sizes) = header.rsplit_once(" | image ")?;
+        let (len, hash) = sizes.split_once(' ')?;
+        let (len, hash): (usize, u64) = (len.parse().ok()?, u64::from_str_radix(hash, 16).ok()?);
+        let body = &bytes[newline + 1..];
+        let (image, log) = (body.get(..len)?, body.get(len..)?);
+        (stored_key == key && Self::image_hash(image) == hash).then(|| Build {
+            file,
+            image: image.to_vec(),
+            log: String::from_utf8_lossy(log).into_owned(),
+        })
+    }
+
+    pub(crate) fn store(&self, build: &Build, target: Target, key: &str) {
+        let path = self.path(build.file, target, key);
+        let header = format!("{key} | image {} {:016x}\n", build.image.len(), Self::image_hash(&build.image));
+        let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&temporary, [header.as_bytes(), &build.image, build.log.as_bytes()].concat()))
+            .and_then(|()| std::fs::rename(&temporary, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+    }
+}
+
+/// Builds every kernel file for `sm_<arch>` through a disk cache in `dir`, as a session does,
+/// and says which came from it (tests check that a second build loads the first's images).
+#[doc(hidden)]
+pub fn build_kernels_cached_in(dir: &Path, arch: u32) -> Result<Vec<(&'static str, bool)>> {
+    let disk = DiskCache { dir: dir.to_path_buf() };
+    SOURCES
+        .iter()
+        .map(|&(file, source)| {
+            build_through(Some(&disk), file, source, Target::Cubin(arch)).map(|(_, hit)| (file, hit))
+        })
+        .collect()
 }
 
 /// What ptxas reported for one function of a kernel file.
@@ -311,7 +427,8 @@ impl KernelResources {
 /// Compiles every kernel file to a cubin for `sm_<arch>` with the engine's own options, and
 /// reports what ptxas said about each function. Needs libnvrtc, not a GPU.
 pub fn compile_kernels(arch: u32) -> Result<Vec<CompiledKernels>> {
-    let builds = builds(Target::Cubin(arch))?;
+    let builds =
+        SOURCES.iter().map(|&(file, source)| build(file, source, Target::Cubin(arch))).collect::<Result<Vec<_>>>()?;
     Ok(builds
         .iter()
         .map(|b| CompiledKernels {
@@ -345,5 +462,42 @@ mod tests {
         assert_eq!(Target::for_device(89, &supported), Some(Target::Ptx(86)));
         assert_eq!(Target::for_device(130, &supported), Some(Target::Ptx(120)));
         assert_eq!(Target::for_device(70, &supported), None);
+    }
+
+    #[test]
+    fn the_disk_cache_returns_only_what_it_stored_under_that_key() {
+        let dir = std::env::temp_dir().join(format!("rrra-kernel-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let disk = DiskCache { dir: dir.clone() };
+        let build = Build { file: "rerank.cu", image: vec![0, 1, 2, 10, 255, 7], log: "ptxas: 40 registers\n".into() };
+        let target = Target::Cubin(90);
+        assert_eq!(disk.load("rerank.cu", target, "key a"), None, "empty");
+        disk.store(&build, target, "key a");
+        assert_eq!(disk.load("rerank.cu", target, "key a"), Some(build.clone()));
+        assert_eq!(disk.load("rerank.cu", target, "key b"), None, "another key");
+        assert_eq!(disk.load("rerank.cu", Target::Ptx(90), "key a"), None, "another target");
+        assert_eq!(disk.load("other.cu", target, "key a"), None, "another file");
+
+        // A damaged or partial file is not loaded, and storing again repairs it.
+        let path = disk.path("rerank.cu", target, "key a");
+        let good = std::fs::read(&path).unwrap();
+        let header = good.iter().position(|&b| b == b'\n').unwrap();
+        for damaged in [good[..good.len() - build.log.len() - 1].to_vec(), {
+            let mut flipped = good.clone();
+            flipped[header + 3] ^= 1;
+            flipped
+        }] {
+            std::fs::write(&path, damaged).unwrap();
+            assert_eq!(disk.load("rerank.cu", target, "key a"), None);
+        }
+        disk.store(&build, target, "key a");
+        assert_eq!(disk.load("rerank.cu", target, "key a"), Some(build.clone()));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+
+        // Where it cannot write, it stores nothing and says nothing.
+        let blocked = DiskCache { dir: path.join("not-a-directory") };
+        blocked.store(&build, target, "key a");
+        assert_eq!(blocked.load("rerank.cu", target, "key a"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,7 +12,10 @@
 mod compile;
 mod engine;
 
-pub use compile::{compile_kernels, entry_points, kernel_files, nvrtc_version, CompiledKernels, KernelResources};
+pub use compile::{
+    build_kernels_cached_in, compile_kernels, entry_points, kernel_files, nvrtc_version, CompiledKernels,
+    KernelResources,
+};
 
 use super::{Engine, Precision};
 use crate::error::{Error, ErrorKind, Result};
