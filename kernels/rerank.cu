@@ -244,6 +244,21 @@ template <class Tile> __device__ TileJob tile_job(const u32* __restrict__ tiles)
     return job;
 }
 
+// The tile's accumulators = A·Bᵀ over k < k_end: A's rows picked by `row_index` from `src`
+// (row stride `ld`), B[n][k] = value(n0 + n, k), staged through shared memory BK at a time.
+template <class Tile, class S, class Value>
+__device__ void product(Tile& tile, typename Tile::Smem& smem, const S* __restrict__ src, int ld,
+                        const int* row_index, int k_end, int n0, Value value) {
+    tile.clear();
+    for (int k0 = 0; k0 < k_end; k0 += Tile::BK) {
+        tile.load_a(smem, src, ld, row_index, k0, k_end);
+        tile.load_b(smem, n0, k0, value);
+        __syncthreads();
+        tile.compute(smem);
+        __syncthreads();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layer 1 and the heads.
 // ---------------------------------------------------------------------------------------------
@@ -255,7 +270,7 @@ __device__ void score_pairs(const float* __restrict__ rows, int ld_rows, const u
                             const float* __restrict__ q_scalars, const float* __restrict__ classifier,
                             const float* __restrict__ classifier_bias, int activation, int similarity,
                             float* __restrict__ pairs, T* __restrict__ hidden, int ld_hidden) {
-    constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
+    constexpr int BM = Tile::BM, BN = Tile::BN;
     __shared__ typename Tile::Smem smem;
     __shared__ int row_index[BM];
     __shared__ float row_qc[BM], row_cc[BM];
@@ -308,14 +323,7 @@ __device__ void score_pairs(const float* __restrict__ rows, int ld_rows, const u
             for (int c = 0; c < 4; ++c) head[1 + c][i] = in ? classifier[(size_t)c * h + j] : 0.0f;
             head[5][i] = in && u_q ? u_q[(size_t)job.query * h + j] : 0.0f;
         }
-        tile.clear();
-        for (int k0 = 0; k0 < d; k0 += BK) {
-            tile.load_a(smem, rows, ld_rows, row_index, k0, d);
-            tile.load_b(smem, j0, k0, folded);
-            __syncthreads();
-            tile.compute(smem);
-            __syncthreads();
-        }
+        product(tile, smem, rows, ld_rows, row_index, d, j0, folded);
         // The chunk's sums go to shared memory at once: kept in registers across chunks they
         // would cost the main loop its registers.
         with_activation(activation, [&](auto kind) {
@@ -364,7 +372,7 @@ __device__ void adapt_cosine(const float* __restrict__ rows, int ld_rows, const 
                              const T* __restrict__ hidden, int ld_hidden, const T* __restrict__ w2,
                              const float* __restrict__ b2, const float* __restrict__ q_scalars,
                              float* __restrict__ pairs) {
-    constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK;
+    constexpr int BM = Tile::BM, BN = Tile::BN;
     __shared__ typename Tile::Smem smem;
     __shared__ int hidden_index[BM], row_index[BM];
     __shared__ float row_sum[Tile::GROUPS][BM][ADAPT_SUMS];
@@ -392,14 +400,7 @@ __device__ void adapt_cosine(const float* __restrict__ rows, int ld_rows, const 
             head[0][i] = t < d ? q[t] : 0.0f;
             head[1][i] = t < d ? b2[t] : 0.0f;
         }
-        tile.clear();
-        for (int k0 = 0; k0 < h; k0 += BK) {
-            tile.load_a(smem, hidden, ld_hidden, hidden_index, k0, h);
-            tile.load_b(smem, t0, k0, weight);
-            __syncthreads();
-            tile.compute(smem);
-            __syncthreads();
-        }
+        product(tile, smem, hidden, ld_hidden, hidden_index, h, t0, weight);
         float sums[Tile::SLOTS][ADAPT_SUMS] = {};
         tile.for_each([&](int slot, int r, int col, float x) {
             const int t = t0 + col;
