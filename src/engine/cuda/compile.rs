@@ -262,10 +262,16 @@ fn build_through(disk: Option<&DiskCache>, file: &'static str, source: &str, tar
 /// (which fixes the options) and a hash of the source with the headers it may include.
 fn build_key(source: &str, target: Target) -> Result<String> {
     let (major, minor) = nvrtc_version()?;
+    let sources = hash64(&(source, HEADERS));
+    Ok(format!("rrra {} | nvrtc {major}.{minor} | {target:?} | source {sources:016x}", crate::VERSION))
+}
+
+/// A 64-bit hash for file names and integrity checks (not across Rust versions: a changed
+/// hash only makes the cache miss).
+fn hash64<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    source.hash(&mut h);
-    HEADERS.hash(&mut h);
-    Ok(format!("rrra {} | nvrtc {major}.{minor} | {target:?} | source {:016x}", crate::VERSION, h.finish()))
+    value.hash(&mut h);
+    h.finish()
 }
 
 /// Built kernel images on disk, one file per kernel file, target and key. A file holds the
@@ -291,19 +297,11 @@ impl DiskCache {
     }
 
     fn path(&self, file: &str, target: Target, key: &str) -> PathBuf {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
         let target = match target {
             Target::Cubin(arch) => format!("sm_{arch}"),
             Target::Ptx(arch) => format!("compute_{arch}"),
         };
-        self.dir.join(format!("{}-{target}-{:016x}.bin", file.trim_end_matches(".cu"), h.finish()))
-    }
-
-    fn image_hash(image: &[u8]) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        image.hash(&mut h);
-        h.finish()
+        self.dir.join(format!("{}-{target}-{:016x}.bin", file.trim_end_matches(".cu"), hash64(key)))
     }
 
     pub(crate) fn load(&self, file: &'static str, target: Target, key: &str) -> Option<Build> {
@@ -315,7 +313,7 @@ impl DiskCache {
         let (len, hash): (usize, u64) = (len.parse().ok()?, u64::from_str_radix(hash, 16).ok()?);
         let body = &bytes[newline + 1..];
         let (image, log) = (body.get(..len)?, body.get(len..)?);
-        (stored_key == key && Self::image_hash(image) == hash).then(|| Build {
+        (stored_key == key && hash64(image) == hash).then(|| Build {
             file,
             image: image.to_vec(),
             log: String::from_utf8_lossy(log).into_owned(),
@@ -324,7 +322,7 @@ impl DiskCache {
 
     pub(crate) fn store(&self, build: &Build, target: Target, key: &str) {
         let path = self.path(build.file, target, key);
-        let header = format!("{key} | image {} {:016x}\n", build.image.len(), Self::image_hash(&build.image));
+        let header = format!("{key} | image {} {:016x}\n", build.image.len(), hash64(&build.image));
         let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
         let written = std::fs::create_dir_all(&self.dir)
             .and_then(|()| std::fs::write(&temporary, [header.as_bytes(), &build.image, build.log.as_bytes()].concat()))
