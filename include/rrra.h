@@ -209,6 +209,30 @@ typedef uint32_t rrra_precision;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How the caller stores embedding values (SPEC §1), for `rrra_batch.queries_dtype`,
+// `rrra_batch.candidates_dtype` and `rrra_corpus_new_typed`. The library widens f16 and bf16
+// to f32 as it reads them, which is exact: the scores are those of the same values passed as
+// f32. The session's arithmetic is a separate choice (`rrra_precision`).
+enum rrra_dtype
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // 32-bit IEEE floats (`float`). The default.
+  RRRA_DTYPE_F32 = 0,
+  // 16-bit IEEE half floats (`_Float16`, numpy's float16), passed as their bits.
+  RRRA_DTYPE_F16 = 1,
+  // bfloat16 (the top 16 bits of a float), passed as their bits.
+  RRRA_DTYPE_BF16 = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rrra_dtype rrra_dtype;
+#else
+typedef uint32_t rrra_dtype;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A borrowed view of the caller's corpus matrix. The library never copies or frees the rows.
 // Immutable: any number of threads and sessions may use one corpus at once.
 typedef struct rrra_corpus rrra_corpus;
@@ -264,23 +288,26 @@ typedef struct rrra_session_options {
   uint32_t precision;
 } rrra_session_options;
 
-// A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.
+// A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`; the
+// struct of version 0.1, before the two dtype fields (both f32), is still accepted.
 //
 // Candidates come either dense (`candidates` non-NULL, `corpus` NULL) or by id (`corpus` and
 // `candidate_ids` non-NULL, `candidates` NULL). "total" below is the sum of
-// `candidate_counts`; candidate lists of consecutive queries follow each other.
+// `candidate_counts`; candidate lists of consecutive queries follow each other. Embedding
+// lengths and strides count values of their `rrra_dtype`, not bytes.
 typedef struct rrra_batch {
   size_t struct_size;
   // Embedding width; must equal the model's `d`.
   size_t dim;
   size_t n_queries;
-  // `n_queries × dim` floats, row-major.
-  const float *queries;
+  // `n_queries × dim` values of `queries_dtype`, row-major.
+  const void *queries;
   size_t queries_len;
   // `n_queries` counts; 0 is allowed.
   const size_t *candidate_counts;
-  // Dense candidates: `total` rows of `dim` floats, `candidate_stride` floats apart.
-  const float *candidates;
+  // Dense candidates: `total` rows of `dim` values of `candidates_dtype`, `candidate_stride`
+  // values apart.
+  const void *candidates;
   size_t candidates_len;
   size_t candidate_stride;
   // By-id candidates: `total` row ids into `corpus`.
@@ -290,6 +317,10 @@ typedef struct rrra_batch {
   // NULL, or `total` retriever scores (NULL: `sim(q, c)` is the base score).
   const float *base_scores;
   size_t base_scores_len;
+  // An `rrra_dtype` value: how `queries` are stored; 0 (`RRRA_DTYPE_F32`) is the default.
+  uint32_t queries_dtype;
+  // An `rrra_dtype` value: how dense `candidates` are stored (a corpus has its own).
+  uint32_t candidates_dtype;
 } rrra_batch;
 
 // Per-call overrides of the model file's score settings (SPEC §2, §4). A field is used only
@@ -384,6 +415,7 @@ const char *rrra_version(void);
 
 // Registers `rows` embeddings of `dim` floats, row `i` at `data[i * row_stride]`;
 // `data_len` is the number of floats `data` holds (at least `(rows − 1) · row_stride + dim`).
+// `rrra_corpus_new_typed` with `RRRA_DTYPE_F32`.
 //
 // Ownership: `data` stays the caller's. It must stay valid and unchanged until
 // `rrra_corpus_free(*corpus_out)` returns; the library does not copy it. On failure
@@ -398,6 +430,22 @@ rrra_status rrra_corpus_new(const float *data,
                             size_t dim,
                             size_t row_stride,
                             struct rrra_corpus **corpus_out);
+
+// As `rrra_corpus_new`, for rows stored as `dtype` (an `rrra_dtype` value): `data` holds
+// `data_len` values of that type, and `row_stride` counts values, not bytes. An f16 or bf16
+// corpus takes half the memory; it scores as the same values widened to f32 would.
+// Errors: as `rrra_corpus_new`, and INVALID_ARGUMENT for an unknown dtype or data not aligned
+// to its type.
+//
+// # Safety
+// `data` must point to `data_len` values of `dtype`; `corpus_out` NULL or writable.
+rrra_status rrra_corpus_new_typed(uint32_t dtype,
+                                  const void *data,
+                                  size_t data_len,
+                                  size_t rows,
+                                  size_t dim,
+                                  size_t row_stride,
+                                  struct rrra_corpus **corpus_out);
 
 // Releases a corpus handle (not the caller's rows). NULL is a no-op. Errors: none; leaves
 // `rrra_last_error()` as it was.

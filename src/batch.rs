@@ -2,12 +2,13 @@
 //! Validation happens here, once, before any engine runs, so engines can index freely.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::values::Values;
 
 /// A corpus matrix the caller keeps alive; candidates can then be named by row id.
 /// The library only borrows it: no copy is made.
 #[derive(Clone, Copy, Debug)]
 pub struct Corpus<'a> {
-    data: &'a [f32],
+    data: Values<'a>,
     rows: usize,
     dim: usize,
     row_stride: usize,
@@ -38,8 +39,9 @@ fn check_matrix(name: &str, data_len: usize, rows: usize, dim: usize, row_stride
 }
 
 impl<'a> Corpus<'a> {
-    /// `rows` rows of `dim` values, row `i` starting at `data[i * row_stride]`.
-    pub fn new(data: &'a [f32], rows: usize, dim: usize, row_stride: usize) -> Result<Corpus<'a>> {
+    /// `rows` rows of `dim` values (f32, f16 or bf16), row `i` starting at `data[i * row_stride]`.
+    pub fn new(data: impl Into<Values<'a>>, rows: usize, dim: usize, row_stride: usize) -> Result<Corpus<'a>> {
+        let data = data.into();
         if dim == 0 {
             return Err(Error::invalid_argument("corpus: dim must be at least 1"));
         }
@@ -52,8 +54,13 @@ impl<'a> Corpus<'a> {
     pub fn dim(&self) -> usize {
         self.dim
     }
-    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
-        &self.data[i * self.row_stride..][..self.dim]
+    /// The values the rows are in.
+    pub fn data(&self) -> Values<'a> {
+        self.data
+    }
+    pub(crate) fn row(&self, i: usize) -> Values<'a> {
+        let start = i * self.row_stride;
+        self.data.slice(start..start + self.dim)
     }
 }
 
@@ -61,7 +68,7 @@ impl<'a> Corpus<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Candidates<'a> {
     /// All queries' candidates as consecutive rows of one row-major matrix.
-    Dense { data: &'a [f32], row_stride: usize },
+    Dense { data: Values<'a>, row_stride: usize },
     /// Row ids into a registered corpus, one per candidate.
     ById { corpus: &'a Corpus<'a>, ids: &'a [u64] },
 }
@@ -72,7 +79,7 @@ pub struct Batch<'a> {
     /// The embedding width the caller uses; must equal the adapter's `d`.
     pub dim: usize,
     /// `candidate_counts.len()` query rows of `dim` values, contiguous.
-    pub queries: &'a [f32],
+    pub queries: Values<'a>,
     /// Candidates per query; 0 is allowed.
     pub candidate_counts: &'a [usize],
     pub candidates: Candidates<'a>,
@@ -82,12 +89,18 @@ pub struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// Dense candidates, `dim` values per row, rows packed (`row_stride = dim`); no base scores.
-    pub fn dense(dim: usize, queries: &'a [f32], candidate_counts: &'a [usize], candidates: &'a [f32]) -> Self {
+    /// Queries and candidates may each be f32, f16 or bf16 (`&[f32]`, `&[half::f16]`, ...).
+    pub fn dense(
+        dim: usize,
+        queries: impl Into<Values<'a>>,
+        candidate_counts: &'a [usize],
+        candidates: impl Into<Values<'a>>,
+    ) -> Self {
         Batch {
             dim,
-            queries,
+            queries: queries.into(),
             candidate_counts,
-            candidates: Candidates::Dense { data: candidates, row_stride: dim },
+            candidates: Candidates::Dense { data: candidates.into(), row_stride: dim },
             base_scores: None,
         }
     }
@@ -101,13 +114,13 @@ impl<'a> Batch<'a> {
     pub fn query_count(&self) -> usize {
         self.candidate_counts.len()
     }
-    pub(crate) fn query(&self, i: usize) -> &'a [f32] {
-        &self.queries[i * self.dim..][..self.dim]
+    pub(crate) fn query(&self, i: usize) -> Values<'a> {
+        self.queries.slice(i * self.dim..(i + 1) * self.dim)
     }
     /// Candidate `i` of the whole batch (queries' lists concatenated).
-    pub(crate) fn candidate(&self, i: usize) -> &'a [f32] {
+    pub(crate) fn candidate(&self, i: usize) -> Values<'a> {
         match self.candidates {
-            Candidates::Dense { data, row_stride } => &data[i * row_stride..][..self.dim],
+            Candidates::Dense { data, row_stride } => data.slice(i * row_stride..i * row_stride + self.dim),
             Candidates::ById { corpus, ids } => corpus.row(ids[i] as usize),
         }
     }
@@ -216,20 +229,21 @@ impl<'a> Batch<'a> {
 
     /// Whether every base score (if the batch has them) is finite.
     pub(crate) fn base_scores_finite(&self) -> bool {
-        self.base_scores.is_none_or(all_finite)
+        self.base_scores.is_none_or(|b| Values::F32(b).all_finite())
     }
 
     /// The sub-batch of queries `queries`, whose candidates are batch-wide `candidates`.
     pub(crate) fn slice(&self, queries: std::ops::Range<usize>, candidates: std::ops::Range<usize>) -> Batch<'a> {
         let candidate_rows = match self.candidates {
-            Candidates::Dense { data, row_stride } => {
-                Candidates::Dense { data: data.get(candidates.start * row_stride..).unwrap_or(&[]), row_stride }
-            }
+            Candidates::Dense { data, row_stride } => Candidates::Dense {
+                data: data.get(candidates.start * row_stride..data.len()).unwrap_or(data.slice(0..0)),
+                row_stride,
+            },
             Candidates::ById { corpus, ids } => Candidates::ById { corpus, ids: &ids[candidates.clone()] },
         };
         Batch {
             dim: self.dim,
-            queries: &self.queries[queries.start * self.dim..queries.end * self.dim],
+            queries: self.queries.slice(queries.start * self.dim..queries.end * self.dim),
             candidate_counts: &self.candidate_counts[queries],
             candidates: candidate_rows,
             base_scores: self.base_scores.map(|b| &b[candidates]),
@@ -250,33 +264,12 @@ impl<'a> Batch<'a> {
 }
 
 /// The error for the first NaN or ±Inf in `row`, which is `what` of `query` (at `position`).
-fn non_finite(what: &str, query: usize, position: Option<usize>, row: &[f32]) -> Result<()> {
-    if all_finite(row) {
-        return Ok(());
-    }
-    match row.iter().position(|x| !x.is_finite()) {
-        Some(col) => {
+fn non_finite(what: &str, query: usize, position: Option<usize>, row: Values<'_>) -> Result<()> {
+    match row.first_non_finite() {
+        Some((col, x)) => {
             let at = position.map_or(String::new(), |p| format!(", position {p}"));
-            Err(Error::new(
-                ErrorKind::NonFiniteInput,
-                format!("{what}: query {query}{at}, column {col} is {}", row[col]),
-            ))
+            Err(Error::new(ErrorKind::NonFiniteInput, format!("{what}: query {query}{at}, column {col} is {x}")))
         }
         None => Ok(()),
     }
-}
-
-/// Whether every value of `row` is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed
-/// in 16 independent lanes so the compiler vectorises it (the search for the culprit runs only
-/// when this fails). Validation reads every input value on every call.
-fn all_finite(row: &[f32]) -> bool {
-    let mut lanes = [0.0f32; 16];
-    let chunks = row.chunks_exact(16);
-    let tail = chunks.remainder().iter().fold(0.0f32, |acc, &x| acc + x * 0.0);
-    for chunk in chunks {
-        for l in 0..16 {
-            lanes[l] += chunk[l] * 0.0;
-        }
-    }
-    (lanes.iter().sum::<f32>() + tail).is_finite()
 }

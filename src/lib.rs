@@ -41,6 +41,7 @@ pub mod sampler;
 mod scores;
 mod session;
 pub mod train;
+mod values;
 mod workers;
 
 pub use batch::{Batch, Candidates, Corpus};
@@ -61,6 +62,7 @@ pub use scores::ScoreOptions;
 pub use session::{
     RerankOutputs, Reranked, ResampleOutputs, ResampleRequest, Resampled, Session, SessionOptions, MAX_THREADS,
 };
+pub use values::Values;
 
 /// The library version, from `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -331,7 +331,7 @@ fn rerank_by_ids_with_uniform_k_and_overrides_matches_the_library() {
     let id_values: Vec<u64> = ids.iter().map(|&i| i as u64).collect();
     let batch = Batch {
         dim: D,
-        queries: &queries,
+        queries: (&queries).into(),
         candidate_counts: &[3, 3],
         candidates: Candidates::ById { corpus: &corpus_view, ids: &id_values },
         base_scores: Some(&base),

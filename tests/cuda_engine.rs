@@ -322,7 +322,7 @@ fn results_do_not_depend_on_layout_or_threads() {
             let corpus = Corpus::new(&pool, pool_rows, d, d).unwrap();
             let by_id = Batch {
                 dim: d,
-                queries: &queries,
+                queries: (&queries).into(),
                 candidate_counts: &counts,
                 candidates: Candidates::ById { corpus: &corpus, ids: &ids },
                 base_scores: None,

@@ -46,7 +46,7 @@ fn allocations() -> usize {
     ALLOCATIONS.load(Ordering::SeqCst)
 }
 
-/// Runs repeated rerank and resample calls (dense and by-id, both similarities; several lists,
+/// Runs repeated rerank and resample calls (dense and by-id, f32 and f16/bf16 rows, both similarities; several lists,
 /// one short list, one long list) on `engine` with `threads` threads and returns how many
 /// allocations the steady-state calls made, on any thread.
 fn steady_state_allocations(
@@ -64,6 +64,11 @@ fn steady_state_allocations(
     let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next_symmetric(0.3)).collect() };
     let (queries, rows, base) = (values(5 * d), values(most * d), values(most));
     let corpus = Corpus::new(&rows, most, d, d).unwrap();
+    // The same rows stored as f16 and bf16, which the engines widen as they read them.
+    let half_queries: Vec<half::f16> = queries.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let half_rows: Vec<half::f16> = rows.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let brain_rows: Vec<half::bf16> = rows.iter().map(|&x| half::bf16::from_f32(x)).collect();
+    let brain_corpus = Corpus::new(&brain_rows, most, d, d).unwrap();
     let ids: Vec<u64> = (0..most as u64).rev().collect();
     let mask: Vec<u8> = (0..most).map(|i| (i % 7 == 0) as u8).collect();
     let (mut log_s_rr, mut s_a, mut s_fn, mut probs, mut order) =
@@ -85,9 +90,17 @@ fn steady_state_allocations(
                     Batch::dense(d, &queries[..n * d], counts, &rows[..total * d]).with_base_scores(&base[..total]),
                     Batch {
                         dim: d,
-                        queries: &queries[..n * d],
+                        queries: queries[..n * d].into(),
                         candidate_counts: counts,
                         candidates: Candidates::ById { corpus: &corpus, ids: &ids[..total] },
+                        base_scores: None,
+                    },
+                    Batch::dense(d, &half_queries[..n * d], counts, &half_rows[..total * d]),
+                    Batch {
+                        dim: d,
+                        queries: half_queries[..n * d].into(),
+                        candidate_counts: counts,
+                        candidates: Candidates::ById { corpus: &brain_corpus, ids: &ids[..total] },
                         base_scores: None,
                     },
                 ]

@@ -14,7 +14,7 @@ use rrra::sampler::{sample_negatives, SplitMix64, NOT_DRAWN};
 use rrra::{
     Activation, Adapter, AdapterConfig, AdapterWeights, BaseTransform, Batch, Candidates, Corpus, CpuKernel,
     EngineKind, EnginePreference, ErrorKind, Precision, RerankOutputs, Reranked, ResampleOutputs, ResampleRequest,
-    Resampled, ScoreOptions, Session, SessionOptions, Similarity, WeightDtype,
+    Resampled, ScoreOptions, Session, SessionOptions, Similarity, Values, WeightDtype,
 };
 use std::sync::Arc;
 
@@ -269,10 +269,67 @@ fn strided(rows: &[&[f32]], d: usize, pad: usize) -> Vec<f32> {
 
 /// Presents `case` to the library in `layout` and runs `f` on the batch.
 fn with_batch<R>(case: &Case, layout: Layout, f: impl FnOnce(&Batch<'_>) -> R) -> R {
+    with_stored_batch(case, layout, Stored::F32, Stored::F32, f)
+}
+
+/// How a test stores embeddings for the library: f32, or converted to f16 or bf16 (round to
+/// nearest; a value the type represents exactly stays the same).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stored {
+    F32,
+    F16,
+    Bf16,
+}
+
+/// Embedding values stored as a [`Stored`] type, lent to the library as [`Values`].
+enum StoredValues {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+    Bf16(Vec<half::bf16>),
+}
+
+impl Stored {
+    fn store(self, v: &[f32]) -> StoredValues {
+        match self {
+            Stored::F32 => StoredValues::F32(v.to_vec()),
+            Stored::F16 => StoredValues::F16(v.iter().map(|&x| half::f16::from_f32(x)).collect()),
+            Stored::Bf16 => StoredValues::Bf16(v.iter().map(|&x| half::bf16::from_f32(x)).collect()),
+        }
+    }
+    /// `v` rounded to this type and back.
+    fn round(self, v: &[f32]) -> Vec<f32> {
+        match self.store(v) {
+            StoredValues::F32(v) => v,
+            StoredValues::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            StoredValues::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        }
+    }
+}
+
+impl StoredValues {
+    fn values(&self) -> Values<'_> {
+        match self {
+            StoredValues::F32(v) => v.into(),
+            StoredValues::F16(v) => v.into(),
+            StoredValues::Bf16(v) => v.into(),
+        }
+    }
+}
+
+/// [`with_batch`] with the queries stored as `queries` and the candidates (dense rows or the
+/// corpus) as `candidates`.
+fn with_stored_batch<R>(
+    case: &Case,
+    layout: Layout,
+    queries: Stored,
+    candidates: Stored,
+    f: impl FnOnce(&Batch<'_>) -> R,
+) -> R {
     let d = case.d;
+    let queries = queries.store(&case.queries);
     let batch = |candidates| Batch {
         dim: d,
-        queries: &case.queries,
+        queries: queries.values(),
         candidate_counts: &case.counts,
         candidates,
         base_scores: case.base.as_deref(),
@@ -280,8 +337,8 @@ fn with_batch<R>(case: &Case, layout: Layout, f: impl FnOnce(&Batch<'_>) -> R) -
     match layout {
         Layout::Dense { pad } => {
             let rows: Vec<&[f32]> = (0..case.total()).map(|i| case.candidate(i)).collect();
-            let data = strided(&rows, d, pad);
-            f(&batch(Candidates::Dense { data: &data, row_stride: d + pad }))
+            let data = candidates.store(&strided(&rows, d, pad));
+            f(&batch(Candidates::Dense { data: data.values(), row_stride: d + pad }))
         }
         Layout::ById { pad, shuffle_seed } => {
             // Corpus row slots: every pool row once, plus as many all-NaN rows, shuffled.
@@ -301,8 +358,8 @@ fn with_batch<R>(case: &Case, layout: Layout, f: impl FnOnce(&Batch<'_>) -> R) -
                     None => &nan_row[..],
                 })
                 .collect();
-            let data = strided(&rows, d, pad);
-            let corpus = Corpus::new(&data, rows.len(), d, d + pad).expect("corpus");
+            let data = candidates.store(&strided(&rows, d, pad));
+            let corpus = Corpus::new(data.values(), rows.len(), d, d + pad).expect("corpus");
             let ids: Vec<u64> = case.ids.iter().map(|&id| where_is[id as usize]).collect();
             f(&batch(Candidates::ById { corpus: &corpus, ids: &ids }))
         }
@@ -736,6 +793,159 @@ fn values_beyond_f16_are_errors_that_say_so_on_every_engine() {
     }
     if tested == 0 {
         println!("skipped: no engine here has f16 arithmetic (AVX512-FP16 or a CUDA GPU)");
+    }
+}
+
+// =============================================================================================
+// Embeddings stored as f16 or bf16 (SPEC §1).
+// =============================================================================================
+
+impl Case {
+    /// This case with its queries and candidates rounded to the types they will be stored as.
+    fn rounded(&self, queries: Stored, candidates: Stored) -> Case {
+        Case {
+            queries: queries.round(&self.queries),
+            pool: candidates.round(&self.pool),
+            ids: self.ids.clone(),
+            counts: self.counts.clone(),
+            base: self.base.clone(),
+            d: self.d,
+        }
+    }
+}
+
+/// (queries, candidates) storage pairs: each narrow type alone, together, and mixed with f32.
+const STORED_PAIRS: [(Stored, Stored); 6] = [
+    (Stored::F16, Stored::F16),
+    (Stored::Bf16, Stored::Bf16),
+    (Stored::F32, Stored::F16),
+    (Stored::F32, Stored::Bf16),
+    (Stored::Bf16, Stored::F32),
+    (Stored::F16, Stored::Bf16),
+];
+
+#[test]
+fn f16_and_bf16_embeddings_score_as_their_f32_values_on_every_engine() {
+    // Widening is exact, so a batch stored narrow must give the bits the same values give as
+    // f32, on every engine, precision, thread count and layout; the reference checks the values.
+    let mut rng = TestRng::new(36);
+    // Lists of 0, 1, a few, and past a block (600, 530).
+    let setups = [
+        (1, 3, Activation::Relu, &[5usize, 0, 1][..]),
+        (7, 16, Activation::Gelu, &[13, 0, 600]),
+        (67, 70, Activation::Tanh, &[20, 1, 0]),
+        (130, 20, Activation::Relu, &[530, 2]),
+    ];
+    let request = ResampleRequest { samples_per_query: 3, seed: 7, first_query_index: 0, positive_mask: None };
+    for (d, h, activation, counts) in setups {
+        for similarity in SIMILARITIES {
+            let config = random_config(&mut rng, activation, similarity, BaseTransform::Sigmoid);
+            let fix = Fixture::random(&mut rng, d, h, config, 1.0);
+            let case = Case::random(&mut rng, d, counts, Embeddings::Normalised, BaseScores::Logits);
+            for (queries, candidates) in STORED_PAIRS {
+                let case = case.rounded(queries, candidates);
+                let options = ScoreOptions::default();
+                let refs =
+                    reference(&fix, &case, &RefParams::resolve(fix.adapter.config(), &options)).expect("reference");
+                // Every layout for the narrow types alone; the mixed pairs in one.
+                let layouts = if queries == candidates { &LAYOUTS[..] } else { &LAYOUTS[1..2] };
+                for engine in engines() {
+                    for (precision, threads) in [(Precision::F32, 1), (Precision::F16, 2)] {
+                        let session_options = SessionOptions { precision, ..engine.options(threads) };
+                        let mut session = match Session::new(fix.adapter.clone(), session_options) {
+                            Ok(session) => session,
+                            Err(e) if precision == Precision::F16 => {
+                                assert!(matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::InvalidArgument), "{e}");
+                                continue;
+                            }
+                            Err(e) => panic!("{engine:?}: {e}"),
+                        };
+                        for &layout in layouts {
+                            let what = format!(
+                                "{engine:?} {precision:?} {threads} threads | {} | {} | {layout:?} | queries {queries:?}, candidates {candidates:?}",
+                                fix.describe(),
+                                case.describe()
+                            );
+                            let run = |session: &mut Session, b: &Batch<'_>| {
+                                let rr = session.rerank(b, &options).unwrap_or_else(|e| panic!("{what}: {e}"));
+                                let rs =
+                                    session.resample(b, &options, &request).unwrap_or_else(|e| panic!("{what}: {e}"));
+                                (rr, rs)
+                            };
+                            let (want_rr, want_rs) = with_batch(&case, layout, |b| run(&mut session, b));
+                            let (rr, rs) =
+                                with_stored_batch(&case, layout, queries, candidates, |b| run(&mut session, b));
+                            assert!(
+                                same_rerank(&want_rr, &rr) && same_resample(&want_rs, &rs),
+                                "{what}: differs from f32"
+                            );
+                            let mut m = Mismatches::new(what);
+                            if precision == Precision::F32 {
+                                check_rerank(&mut m, &case, &refs, &rr);
+                            } else {
+                                check_reduced_precision(&mut m, &case, &refs, &rr);
+                            }
+                            m.finish();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_f16_and_bf16_values_are_named_like_f32_ones() {
+    // Where a narrow value is ±Inf or NaN, the error names the same query, position and column
+    // as for f32, on every engine; a bf16 value beyond f16's range is refused by f16 arithmetic.
+    let mut rng = TestRng::new(37);
+    let (d, counts) = (19, [2usize, 0, 600]);
+    let fix = Fixture::random(&mut rng, d, 24, AdapterConfig::default(), 1.0);
+    let total: usize = counts.iter().sum();
+    let q = rng.uniform_vec(counts.len() * d, 0.5);
+    let c = rng.uniform_vec(total * d, 0.5);
+    for stored in [Stored::F16, Stored::Bf16] {
+        for (in_queries, at, bad) in
+            [(false, 3 * d + 4, f32::INFINITY), (false, 599 * d, f32::NAN), (true, 2 * d + 18, f32::NEG_INFINITY)]
+        {
+            let (mut q, mut c) = (q.clone(), c.clone());
+            if in_queries {
+                q[at] = bad
+            } else {
+                c[at] = bad
+            }
+            let expected = if in_queries {
+                format!("queries: query {}, column {} is {bad}", at / d, at % d)
+            } else {
+                let (row, column) = (at / d, at % d);
+                let (query, position) = if row < 2 { (0, row) } else { (2, row - 2) };
+                format!("candidates: query {query}, position {position}, column {column} is {bad}")
+            };
+            let (qs, cs) = (stored.store(&q), stored.store(&c));
+            let batch = Batch::dense(d, qs.values(), &counts, cs.values());
+            for engine in engines() {
+                for (precision, threads) in [(Precision::F32, 1), (Precision::F16, 2)] {
+                    let options = SessionOptions { precision, ..engine.options(threads) };
+                    let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
+                    let e = session.rerank(&batch, &ScoreOptions::default()).unwrap_err();
+                    let what = format!("{engine:?} {precision:?} {stored:?}");
+                    assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{what}: {e}");
+                    assert!(e.message().contains(&expected), "{what}: expected {expected:?}, got {e}");
+                }
+            }
+        }
+    }
+    // 1e5 is a bf16 (rounded) but beyond f16: f16 arithmetic names the candidate.
+    let mut c = c;
+    c[5 * d + 1] = 1e5;
+    let cs = Stored::Bf16.store(&c);
+    let batch = Batch::dense(d, &q, &counts, cs.values());
+    for engine in engines() {
+        let options = SessionOptions { precision: Precision::F16, ..engine.options(1) };
+        let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
+        let e = session.rerank(&batch, &ScoreOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{engine:?}: {e}");
+        assert!(e.message().contains("query 2") && e.message().contains("candidate 3:"), "{engine:?}: {e}");
     }
 }
 
@@ -1344,7 +1554,7 @@ fn errors_name_the_culprit_and_leave_buffers_untouched() {
     ids[7] = corpus_rows as u64; // query 3, position 0
     let by_id = Batch {
         candidates: Candidates::ById { corpus: &corpus, ids: &ids },
-        ..Batch::dense(7, &clean.queries, &clean.counts, &[])
+        ..Batch::dense(7, &clean.queries, &clean.counts, &[] as &[f32])
     };
     let rerank_by_id = |session: &mut Session, buffers: &mut Buffers| buffers.rerank(session, &by_id, &defaults);
     probe.expect_raw("id out of range", &clean, rerank_by_id, ErrorKind::InvalidArgument, "query 3, position 0");

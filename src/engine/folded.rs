@@ -31,6 +31,7 @@ use crate::batch::Batch;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
 use crate::session::MAX_THREADS;
+use crate::values::Values;
 use crate::workers::{self, Workers};
 use std::ops::Range;
 use std::sync::Arc;
@@ -349,6 +350,8 @@ struct BlockScratch<E> {
     hidden: Vec<E>,
     /// The first thing out of range since the last [`BlockScratch::pack`].
     out_of_range: Option<OutOfRange>,
+    /// Four candidates widened to f32, where they arrive as f16 or bf16.
+    widened: Vec<f32>,
 }
 
 impl<E: Element> BlockScratch<E> {
@@ -365,6 +368,7 @@ impl<E: Element> BlockScratch<E> {
                 Similarity::Cosine => vec![E::default(); rows * w.panels * nr],
             },
             out_of_range: None,
+            widened: vec![0.0; 4 * w.dim],
         }
     }
 
@@ -373,32 +377,43 @@ impl<E: Element> BlockScratch<E> {
         let (d, mr) = (w.dim, w.tile.mr);
         self.out_of_range = None;
         for (t, tile) in self.packed[..n.div_ceil(mr) * mr * d].chunks_exact_mut(mr * d).enumerate() {
-            let rows = (t * mr..n.min((t + 1) * mr)).map(|i| (i, batch.candidate(first + i)));
-            for (i, c) in rows.clone() {
-                let finite;
-                (self.q_dot_c[i], finite) = w.tile.dot_checked(q, c);
-                if !finite {
-                    self.out_of_range.get_or_insert(OutOfRange::NotFinite(first + i));
-                }
-                if w.similarity == Similarity::Cosine {
-                    self.c_sq[i] = w.tile.dot_checked(c, c).0;
-                }
-            }
-            // Whole groups of four rows, then the rest one by one, then zeros.
-            let (full, present) = (mr / 4 * 4, rows.len());
+            let present = mr.min(n - t * mr);
+            // Groups of four rows (as f32, widened into `widened` where they are f16 or bf16),
+            // each checked and dotted with the query, then placed four at a time while whole
+            // groups fill the tile, the rest one by one, then zeros.
             let mut r = 0;
-            while r + 4 <= present.min(full) {
-                let c = |j: usize| batch.candidate(first + t * mr + r + j);
-                if !E::scatter4(&mut tile[r..], mr, [c(0), c(1), c(2), c(3)]) {
-                    let bad = (0..4).find(|&j| c(j).iter().any(|&x| E::from_f32(x).is_none())).unwrap_or(0);
+            while r < present {
+                let group = (present - r).min(4);
+                let mut slots = self.widened.chunks_exact_mut(d);
+                let rows: [&[f32]; 4] = std::array::from_fn(|j| {
+                    let slot = slots.next().expect("four rows of widening space");
+                    if j < group {
+                        batch.candidate(first + t * mr + r + j).as_f32(slot)
+                    } else {
+                        &[]
+                    }
+                });
+                for (j, c) in rows[..group].iter().enumerate() {
+                    let i = t * mr + r + j;
+                    let finite;
+                    (self.q_dot_c[i], finite) = w.tile.dot_checked(q, c);
+                    if !finite {
+                        self.out_of_range.get_or_insert(OutOfRange::NotFinite(first + i));
+                    }
+                    if w.similarity == Similarity::Cosine {
+                        self.c_sq[i] = w.tile.dot_checked(c, c).0;
+                    }
+                }
+                let placed = if group == 4 && r + 4 <= mr / 4 * 4 {
+                    E::scatter4(&mut tile[r..], mr, rows)
+                } else {
+                    rows[..group].iter().enumerate().all(|(j, c)| E::scatter(&mut tile[r + j..], mr, c))
+                };
+                if !placed {
+                    let bad = (0..group).find(|&j| rows[j].iter().any(|&x| E::from_f32(x).is_none())).unwrap_or(0);
                     self.out_of_range.get_or_insert(OutOfRange::Candidate(first + t * mr + r + bad));
                 }
-                r += 4;
-            }
-            for (i, c) in rows.skip(r) {
-                if !E::scatter(&mut tile[i - t * mr..], mr, c) {
-                    self.out_of_range.get_or_insert(OutOfRange::Candidate(first + i));
-                }
+                r += group;
             }
             for r in present..mr {
                 (0..d).for_each(|p| tile[p * mr + r] = E::default());
@@ -423,7 +438,7 @@ impl<E: Element> BlockScratch<E> {
         i: usize,
         PanelPlan { m_q, v_q, heads }: &PanelPlan<E>,
         prefetch: &mut Range<*const u8>,
-        prefetch_rows: &mut dyn Iterator<Item = &[f32]>,
+        prefetch_rows: &mut dyn Iterator<Item = Values<'_>>,
     ) {
         let (d, Tile { mr, nr, .. }) = (w.dim, w.tile);
         let hidden_row = w.panels * nr;
@@ -456,7 +471,7 @@ impl<E: Element> BlockScratch<E> {
                 };
                 w.tile.run(a, &m_q[p0 * nr..][..len * nr], len, out, p0 > 0, epilogue.as_mut(), lines);
                 if let Some(row) = prefetch_rows.next() {
-                    simd::prefetch_l2(row);
+                    row.prefetch_l2();
                 }
                 if epilogue.is_some_and(|e| e.non_finite) {
                     self.out_of_range.get_or_insert(OutOfRange::Layer1);
@@ -639,11 +654,19 @@ pub(crate) struct FoldedEngine<E> {
     scratch: Vec<BlockScratch<E>>,
     /// Where each thread's share ends, for [`Workers::split`].
     ends: Vec<usize>,
+    /// The query widened to f32, where it arrives as f16 or bf16.
+    query: Vec<f32>,
 }
 
 impl<E: Element> FoldedEngine<E> {
     pub(crate) fn new(w: Arc<FoldedWeights<E>>) -> Self {
-        FoldedEngine { plan: QueryPlan::new(&w), scratch: vec![BlockScratch::new(&w)], ends: Vec::new(), w }
+        FoldedEngine {
+            plan: QueryPlan::new(&w),
+            scratch: vec![BlockScratch::new(&w)],
+            ends: Vec::new(),
+            query: vec![0.0; w.dim],
+            w,
+        }
     }
 
     /// Scores one query's list, the batch-wide candidates `first..first + out.len()`, sharing
@@ -777,13 +800,22 @@ impl<E: Element> Engine for FoldedEngine<E> {
         workers: &mut Workers,
     ) -> Result<()> {
         let mut start = 0;
+        // Moved out for the call, which borrows the engine mutably; moving a Vec allocates nothing.
+        let mut query_buf = std::mem::take(&mut self.query);
+        let mut scored = Ok(());
         for (query, &k) in batch.candidate_counts.iter().enumerate() {
             if k > 0 {
-                self.score_query(batch, batch.query(query), start, &mut out[start..start + k], workers)
-                    .map_err(|failure| out_of_range(failure, E::PRECISION, first_query + query, start))?;
+                let q = batch.query(query).as_f32(&mut query_buf);
+                scored = self
+                    .score_query(batch, q, start, &mut out[start..start + k], workers)
+                    .map_err(|failure| out_of_range(failure, E::PRECISION, first_query + query, start));
+                if scored.is_err() {
+                    break;
+                }
             }
             start += k;
         }
-        Ok(())
+        self.query = query_buf;
+        scored
     }
 }

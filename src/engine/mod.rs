@@ -9,7 +9,7 @@ pub(crate) mod cuda;
 mod f16;
 mod folded;
 mod reference;
-mod simd;
+pub(crate) mod simd;
 
 pub use simd::CpuKernel;
 

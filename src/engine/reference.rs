@@ -8,6 +8,9 @@ use crate::model::{Activation, Adapter, Similarity};
 use crate::workers::Workers;
 
 pub(crate) struct ReferenceEngine {
+    /// The query and the candidate widened to f32 (where they arrive as f16 or bf16).
+    query: Vec<f32>,
+    candidate: Vec<f32>,
     interaction: Vec<f32>,
     hidden: Vec<f32>,
     adapted: Vec<f32>,
@@ -16,6 +19,8 @@ pub(crate) struct ReferenceEngine {
 impl ReferenceEngine {
     pub(crate) fn new(adapter: &Adapter) -> Self {
         ReferenceEngine {
+            query: vec![0.0; adapter.dim()],
+            candidate: vec![0.0; adapter.dim()],
             interaction: vec![0.0; 3 * adapter.dim()],
             hidden: vec![0.0; adapter.hidden()],
             adapted: vec![0.0; adapter.dim()],
@@ -80,9 +85,9 @@ impl Engine for ReferenceEngine {
         let config = adapter.config();
         let mut pair = 0;
         for (qi, &k) in batch.candidate_counts.iter().enumerate() {
-            let q = batch.query(qi);
+            let q = batch.query(qi).as_f32(&mut self.query);
             for _ in 0..k {
-                let c = batch.candidate(pair);
+                let c = batch.candidate(pair).as_f32(&mut self.candidate);
                 let (diff, rest) = self.interaction.split_at_mut(d);
                 let (prod, sum) = rest.split_at_mut(d);
                 for t in 0..d {

@@ -116,11 +116,15 @@ type DotFn = unsafe fn(&[f32], &[f32]) -> (f32, bool);
 
 /// Asks for the cache lines of `values` to be brought into L2: a hint, which never faults (and
 /// does nothing off x86-64).
-pub(crate) fn prefetch_l2(values: &[f32]) {
+pub(crate) fn prefetch_l2<T>(values: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for line in values.chunks(16) {
+    for offset in (0..std::mem::size_of_val(values)).step_by(64) {
         // SAFETY: SSE is part of x86-64, and a prefetch reads nothing.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast()) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                values.as_ptr().cast::<i8>().wrapping_add(offset),
+            )
+        };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = values;

@@ -204,6 +204,12 @@ pub(crate) fn extent<T>(name: &'static str, s: &[T]) -> Extent {
     (name, s.as_ptr() as usize, std::mem::size_of_val(s))
 }
 
+/// The byte range of caller values of any element type, for [`check_disjoint`].
+pub(crate) fn values_extent(name: &'static str, v: crate::values::Values<'_>) -> Extent {
+    let bytes = v.byte_range();
+    (name, bytes.start, bytes.len())
+}
+
 /// Outputs must not overlap each other or any input: a Rust `&mut` may not alias.
 /// `None` entries (absent buffers) are skipped.
 pub(crate) fn check_disjoint(outputs: &[Option<Extent>], inputs: &[Option<Extent>]) -> Result<()> {

@@ -16,12 +16,14 @@ mod corpus;
 mod model;
 mod sampler;
 mod session;
+mod values;
 
 pub use boundary::{rrra_last_error, rrra_status, rrra_status_name, rrra_version};
-pub use corpus::{rrra_corpus, rrra_corpus_free, rrra_corpus_new};
+pub use corpus::{rrra_corpus, rrra_corpus_free, rrra_corpus_new, rrra_corpus_new_typed};
 pub use model::{
     rrra_activation, rrra_base_transform, rrra_model, rrra_model_free, rrra_model_info, rrra_model_info_get,
     rrra_model_load_bytes, rrra_model_load_file, rrra_similarity,
 };
 pub use sampler::{rrra_sample_negatives, RRRA_NOT_DRAWN};
 pub use session::*;
+pub use values::rrra_dtype;

@@ -2,16 +2,18 @@
 
 use super::boundary::{
     check_disjoint, extent, free_handle, guard, guard_free, input_slice, null_pointer, optional_input, output_slice,
-    read_struct, read_struct_since, rrra_status, write_handle, Extent,
+    read_struct, read_struct_since, rrra_status, values_extent, write_handle, Extent,
 };
 use super::corpus::rrra_corpus;
 use super::model::{base_transform_from_code, rrra_model};
+use super::values::input_values;
 use crate::batch::{Batch, Candidates};
 use crate::engine::{CpuKernel, EngineKind, EnginePreference, Precision};
 use crate::error::{Error, Result};
 use crate::scores::ScoreOptions;
 use crate::session::{RerankOutputs, ResampleOutputs, ResampleRequest, Session, SessionOptions};
-use std::ffi::{c_char, CString};
+use crate::values::Values;
+use std::ffi::{c_char, c_void, CString};
 
 /// Scratch memory, an engine and a reference to its model. Use a session from one thread at
 /// a time (it may move between threads); give each thread its own session over a shared model.
@@ -132,11 +134,13 @@ pub struct rrra_score_options {
     pub base_tau: f64,
 }
 
-/// A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`.
+/// A batch of queries and their candidate lists. Set `struct_size = sizeof(rrra_batch)`; the
+/// struct of version 0.1, before the two dtype fields (both f32), is still accepted.
 ///
 /// Candidates come either dense (`candidates` non-NULL, `corpus` NULL) or by id (`corpus` and
 /// `candidate_ids` non-NULL, `candidates` NULL). "total" below is the sum of
-/// `candidate_counts`; candidate lists of consecutive queries follow each other.
+/// `candidate_counts`; candidate lists of consecutive queries follow each other. Embedding
+/// lengths and strides count values of their `rrra_dtype`, not bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rrra_batch {
@@ -144,13 +148,14 @@ pub struct rrra_batch {
     /// Embedding width; must equal the model's `d`.
     pub dim: usize,
     pub n_queries: usize,
-    /// `n_queries × dim` floats, row-major.
-    pub queries: *const f32,
+    /// `n_queries × dim` values of `queries_dtype`, row-major.
+    pub queries: *const c_void,
     pub queries_len: usize,
     /// `n_queries` counts; 0 is allowed.
     pub candidate_counts: *const usize,
-    /// Dense candidates: `total` rows of `dim` floats, `candidate_stride` floats apart.
-    pub candidates: *const f32,
+    /// Dense candidates: `total` rows of `dim` values of `candidates_dtype`, `candidate_stride`
+    /// values apart.
+    pub candidates: *const c_void,
     pub candidates_len: usize,
     pub candidate_stride: usize,
     /// By-id candidates: `total` row ids into `corpus`.
@@ -160,6 +165,36 @@ pub struct rrra_batch {
     /// NULL, or `total` retriever scores (NULL: `sim(q, c)` is the base score).
     pub base_scores: *const f32,
     pub base_scores_len: usize,
+    /// An `rrra_dtype` value: how `queries` are stored; 0 (`RRRA_DTYPE_F32`) is the default.
+    pub queries_dtype: u32,
+    /// An `rrra_dtype` value: how dense `candidates` are stored (a corpus has its own).
+    pub candidates_dtype: u32,
+}
+
+/// `sizeof(rrra_batch)` in version 0.1, before `queries_dtype` and `candidates_dtype`.
+const BATCH_V0_1_SIZE: usize = std::mem::offset_of!(rrra_batch, queries_dtype);
+
+impl Default for rrra_batch {
+    fn default() -> Self {
+        rrra_batch {
+            struct_size: 0,
+            dim: 0,
+            n_queries: 0,
+            queries: std::ptr::null(),
+            queries_len: 0,
+            candidate_counts: std::ptr::null(),
+            candidates: std::ptr::null(),
+            candidates_len: 0,
+            candidate_stride: 0,
+            corpus: std::ptr::null(),
+            candidate_ids: std::ptr::null(),
+            candidate_ids_len: 0,
+            base_scores: std::ptr::null(),
+            base_scores_len: 0,
+            queries_dtype: 0,
+            candidates_dtype: 0,
+        }
+    }
 }
 
 /// Caller buffers for `rrra_session_rerank`. A NULL pointer skips that output; a non-NULL
@@ -412,8 +447,17 @@ unsafe fn with_batch<R>(
     body: impl FnOnce(&Batch<'_>, &[Option<Extent>; 5]) -> Result<R>,
 ) -> Result<R> {
     // SAFETY: see `score_options`.
-    let b = unsafe { read_struct(batch, "batch") }?;
-    let queries = unsafe { input_slice(b.queries, b.queries_len, "batch->queries", "batch->queries_len") }?;
+    let b = unsafe { read_struct_since(batch, "batch", &[BATCH_V0_1_SIZE]) }?;
+    let queries = unsafe {
+        input_values(
+            b.queries,
+            b.queries_len,
+            b.queries_dtype,
+            "batch->queries",
+            "batch->queries_len",
+            "batch->queries_dtype",
+        )
+    }?;
     let counts =
         unsafe { input_slice(b.candidate_counts, b.n_queries, "batch->candidate_counts", "batch->n_queries") }?;
     let base =
@@ -422,14 +466,22 @@ unsafe fn with_batch<R>(
     let mut corpus_extent = None;
     let (candidates, candidates_extent) = match (b.candidates.is_null(), b.corpus.is_null()) {
         (false, true) => {
-            let data =
-                unsafe { input_slice(b.candidates, b.candidates_len, "batch->candidates", "batch->candidates_len") }?;
-            (Candidates::Dense { data, row_stride: b.candidate_stride }, extent("batch->candidates", data))
+            let data = unsafe {
+                input_values(
+                    b.candidates,
+                    b.candidates_len,
+                    b.candidates_dtype,
+                    "batch->candidates",
+                    "batch->candidates_len",
+                    "batch->candidates_dtype",
+                )
+            }?;
+            (Candidates::Dense { data, row_stride: b.candidate_stride }, values_extent("batch->candidates", data))
         }
         (true, false) => {
             // SAFETY: a live corpus per the contract; its rows are kept valid by the caller.
             corpus_view = unsafe { (*b.corpus).view() }?;
-            corpus_extent = Some(unsafe { (*b.corpus).extent() });
+            corpus_extent = Some(values_extent("corpus rows", corpus_view.data()));
             let ids = unsafe {
                 input_slice(b.candidate_ids, b.candidate_ids_len, "batch->candidate_ids", "batch->candidate_ids_len")
             }?;
@@ -445,11 +497,11 @@ unsafe fn with_batch<R>(
             if counts.iter().any(|&k| k > 0) {
                 return Err(null_pointer("batch->candidates (and batch->corpus)"));
             }
-            (Candidates::Dense { data: &[], row_stride: b.dim }, extent::<f32>("batch->candidates", &[]))
+            (Candidates::Dense { data: Values::F32(&[]), row_stride: b.dim }, extent::<f32>("batch->candidates", &[]))
         }
     };
     let inputs = [
-        Some(extent("batch->queries", queries)),
+        Some(values_extent("batch->queries", queries)),
         Some(extent("batch->candidate_counts", counts)),
         base.map(|b| extent("batch->base_scores", b)),
         Some(candidates_extent),

@@ -2074,6 +2074,175 @@ static void test_f16_precision(const rrra_model *model) {
     rrra_session_free(f32);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Embeddings stored as f16 or bf16                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* IEEE half bits of f, rounded to nearest even (NaN stays NaN), written here independently of
+ * the library. */
+static uint16_t to_f16_bits(float f) {
+    uint32_t x, abs_x, sign, mant, rem, h;
+    memcpy(&x, &f, sizeof x);
+    sign = (x >> 16) & 0x8000u;
+    abs_x = x & 0x7fffffffu;
+    if (abs_x > 0x7f800000u) {
+        return (uint16_t)(sign | 0x7e00u);
+    }
+    if (abs_x >= 0x477ff000u) { /* rounds to infinity (65520 and up) */
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    if (abs_x < 0x38800000u) { /* below 2^-14: a subnormal half, in units of 2^-24 */
+        return (uint16_t)(sign | (uint32_t)nearbyintf(fabsf(f) * 16777216.0f));
+    }
+    mant = abs_x & 0x7fffffu;
+    h = ((((abs_x >> 23) - 127 + 15) << 10) | (mant >> 13));
+    rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) {
+        h++;
+    }
+    return (uint16_t)(sign | h);
+}
+
+static float from_f16_bits(uint16_t h) {
+    uint32_t exponent = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    float f = exponent == 0    ? ldexpf((float)mant, -24)
+              : exponent == 31 ? (mant ? (float)NAN : (float)INFINITY)
+                               : ldexpf((float)(mant | 0x400u), (int)exponent - 25);
+    return (h & 0x8000u) ? -f : f;
+}
+
+/* bfloat16 bits of f, rounded to nearest even (NaN stays NaN). */
+static uint16_t to_bf16_bits(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) {
+        return (uint16_t)((x >> 16) | 0x40u);
+    }
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+static float from_bf16_bits(uint16_t b) {
+    uint32_t x = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+/* `n` values as `dtype` bits into `bits`, and the values those bits stand for into `wide`. */
+static void narrow(uint32_t dtype, const float *values, size_t n, uint16_t *bits, float *wide) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        bits[i] = dtype == RRRA_DTYPE_F16 ? to_f16_bits(values[i]) : to_bf16_bits(values[i]);
+        wide[i] = dtype == RRRA_DTYPE_F16 ? from_f16_bits(bits[i]) : from_bf16_bits(bits[i]);
+    }
+}
+
+static void test_narrow_embeddings(rrra_session *s) {
+    static const uint32_t DTYPES[2] = {RRRA_DTYPE_F16, RRRA_DTYPE_BF16};
+    uint16_t *q_bits = (uint16_t *)xmalloc(NQ * DIM * sizeof(uint16_t));
+    uint16_t *c_bits = (uint16_t *)xmalloc(CANDS_LEN * sizeof(uint16_t));
+    uint16_t *corpus_bits = (uint16_t *)xmalloc((CORPUS_LEN + 1) * sizeof(uint16_t));
+    float *q_wide = (float *)xmalloc(NQ * DIM * sizeof(float));
+    float *c_wide = (float *)xmalloc(CANDS_LEN * sizeof(float));
+    float *corpus_wide = (float *)xmalloc(CORPUS_LEN * sizeof(float));
+    rrra_corpus *narrow_corpus = SENTINEL_PTR(rrra_corpus), *wide_corpus = NULL;
+    rrra_batch batch;
+    rrra_rerank_outputs out;
+    rr_result want, got;
+    size_t d, old_size = offsetof(rrra_batch, queries_dtype);
+
+    rr_outputs(&out);
+    for (d = 0; d < 2; d++) {
+        uint32_t dtype = DTYPES[d];
+        const char *name = dtype == RRRA_DTYPE_F16 ? "f16" : "bf16";
+        narrow(dtype, g_queries, NQ * DIM, q_bits, q_wide);
+        narrow(dtype, g_cands, CANDS_LEN, c_bits, c_wide);
+        narrow(dtype, g_corpus, CORPUS_LEN, corpus_bits, corpus_wide);
+
+        /* Dense: the narrow bits score exactly as the values they stand for, passed as floats. */
+        dense_batch(&batch);
+        batch.queries = q_wide;
+        batch.candidates = c_wide;
+        rerank(s, &batch, NULL, &want, __FILE__, __LINE__);
+        batch.queries = q_bits;
+        batch.queries_dtype = dtype;
+        batch.candidates = c_bits;
+        batch.candidates_dtype = dtype;
+        rerank(s, &batch, NULL, &got, __FILE__, __LINE__);
+        CHECKF(rr_equal(&got, &want), "%s queries and candidates score as their float values", name);
+        /* Mixed: float queries, narrow candidates. */
+        batch.queries = q_wide;
+        batch.queries_dtype = RRRA_DTYPE_F32;
+        rerank(s, &batch, NULL, &got, __FILE__, __LINE__);
+        CHECKF(rr_equal(&got, &want), "float queries with %s candidates", name);
+
+        /* By id, from a narrow corpus. */
+        EXPECT_OK(rrra_corpus_new_typed(dtype, corpus_bits, CORPUS_LEN, CORPUS_ROWS, DIM, CORPUS_STRIDE,
+                                        &narrow_corpus));
+        EXPECT_OK(rrra_corpus_new(corpus_wide, CORPUS_LEN, CORPUS_ROWS, DIM, CORPUS_STRIDE, &wide_corpus));
+        id_batch(&batch, wide_corpus);
+        batch.queries = q_wide;
+        rerank(s, &batch, NULL, &want, __FILE__, __LINE__);
+        id_batch(&batch, narrow_corpus);
+        batch.queries = q_bits;
+        batch.queries_dtype = dtype;
+        batch.candidates_dtype = 9; /* dense candidates only: ignored by id */
+        rerank(s, &batch, NULL, &got, __FILE__, __LINE__);
+        CHECKF(rr_equal(&got, &want), "%s corpus scores as its float values", name);
+        rrra_corpus_free(narrow_corpus);
+        rrra_corpus_free(wide_corpus);
+        wide_corpus = NULL;
+
+        /* A narrow NaN or infinity is named like a float one. */
+        dense_batch(&batch);
+        batch.candidates = c_bits;
+        batch.candidates_dtype = dtype;
+        c_bits[5 * STRIDE + 2] = dtype == RRRA_DTYPE_F16 ? 0xfc00u : 0xff80u; /* -inf: query 3, position 1 */
+        EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &out), RRRA_STATUS_NON_FINITE_INPUT,
+                           "candidates: query 3, position 1, column 2 is -inf");
+        narrow(dtype, g_cands, CANDS_LEN, c_bits, c_wide);
+    }
+
+    /* Unknown element types, misaligned narrow data, and the struct of version 0.1. */
+    dense_batch(&batch);
+    batch.queries_dtype = 3;
+    EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &out), RRRA_STATUS_INVALID_ARGUMENT,
+                       "batch->queries_dtype: unknown element type 3");
+    dense_batch(&batch);
+    batch.candidates_dtype = 0xffffffffu;
+    EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &out), RRRA_STATUS_INVALID_ARGUMENT,
+                       "batch->candidates_dtype");
+    dense_batch(&batch);
+    batch.queries = (const unsigned char *)(const void *)q_bits + 1;
+    batch.queries_dtype = RRRA_DTYPE_BF16;
+    EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &out), RRRA_STATUS_INVALID_ARGUMENT,
+                       "batch->queries is not aligned to 2 bytes");
+    narrow_corpus = SENTINEL_PTR(rrra_corpus);
+    EXPECT_ERR(rrra_corpus_new_typed(5, corpus_bits, CORPUS_LEN, CORPUS_ROWS, DIM, CORPUS_STRIDE, &narrow_corpus),
+               RRRA_STATUS_INVALID_ARGUMENT, "dtype: unknown element type 5");
+    EXPECT_ERR(rrra_corpus_new_typed(RRRA_DTYPE_F16, (const unsigned char *)(const void *)corpus_bits + 1,
+                                     CORPUS_LEN, CORPUS_ROWS, DIM, CORPUS_STRIDE, &narrow_corpus),
+               RRRA_STATUS_INVALID_ARGUMENT, "not aligned");
+    EXPECT_ERR(rrra_corpus_new_typed(RRRA_DTYPE_F16, corpus_bits, (CORPUS_ROWS - 1) * CORPUS_STRIDE + DIM - 1,
+                                     CORPUS_ROWS, DIM, CORPUS_STRIDE, &narrow_corpus),
+               RRRA_STATUS_INVALID_ARGUMENT, "need");
+    CHECK(narrow_corpus == SENTINEL_PTR(rrra_corpus));
+    dense_batch(&batch);
+    batch.struct_size = old_size; /* no dtype fields: f32 */
+    rerank(s, &batch, NULL, &got, __FILE__, __LINE__);
+    CHECK(rr_equal(&got, &g_rr_base));
+    batch.struct_size = old_size + 4; /* half of the new fields */
+    EXPECT_ERR_NOWRITE(rrra_session_rerank(s, &batch, NULL, &out), RRRA_STATUS_INVALID_ARGUMENT,
+                       "batch->struct_size");
+
+    free(q_bits);
+    free(c_bits);
+    free(corpus_bits);
+    free(q_wide);
+    free(c_wide);
+    free(corpus_wide);
+}
+
 /* Version 0.1's rrra_session_options, before cpu_kernel: binaries built against it still work. */
 static void test_session_options_v0_1(const rrra_model *model) {
     struct {
@@ -2314,6 +2483,7 @@ int main(int argc, char **argv) {
     test_engines(model, corpus);
     test_session_options_v0_1(model);
     test_f16_precision(model);
+    test_narrow_embeddings(s);
     test_threads(model);
 
     /* A session outlives its model. */

@@ -518,14 +518,19 @@ fn rerank(args: Parsed) -> Result<(), Failure> {
 
     let corpus;
     let candidates = match &rows {
-        Rows::Dense(c) => Candidates::Dense { data: &c.data, row_stride: d },
+        Rows::Dense(c) => Candidates::Dense { data: (&c.data).into(), row_stride: d },
         Rows::ById { ids, corpus: matrix } => {
             corpus = Corpus::new(&matrix.data, matrix.shape[0], d, d)?;
             Candidates::ById { corpus: &corpus, ids }
         }
     };
-    let batch =
-        Batch { dim: d, queries: &queries.data, candidate_counts: &counts, candidates, base_scores: base.as_deref() };
+    let batch = Batch {
+        dim: d,
+        queries: (&queries.data).into(),
+        candidate_counts: &counts,
+        candidates,
+        base_scores: base.as_deref(),
+    };
     let mut session = Session::new(
         Arc::new(adapter),
         SessionOptions { engine: args.engine, precision: args.precision, ..Default::default() },

@@ -66,7 +66,7 @@ impl Inputs {
     ) -> Batch<'a> {
         Batch {
             dim: self.dim,
-            queries: &self.queries[list.query as usize * self.dim..][..self.dim],
+            queries: self.queries[list.query as usize * self.dim..][..self.dim].into(),
             candidate_counts: count,
             candidates: Candidates::ById { corpus, ids },
             base_scores: Some(&list.base),

@@ -17,6 +17,7 @@ use crate::engine::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Activation, Adapter, Similarity};
+use crate::values::Values;
 use crate::workers::Workers;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use std::collections::HashMap;
@@ -313,7 +314,7 @@ impl<T: Element> CudaEngine<T> {
                 if i > 0 {
                     local_query += 1;
                 }
-                host.queries.extend_from_slice(batch.query(s.query));
+                batch.query(s.query).extend_f32(&mut host.queries);
             }
             for start in (0..s.len).step_by(T::TILE_ROWS) {
                 let rows = T::TILE_ROWS.min(s.len - start);
@@ -322,8 +323,17 @@ impl<T: Element> CudaEngine<T> {
         }
         match batch.candidates {
             Candidates::Dense { data, row_stride } => {
-                // The chunk's rows as the caller laid them out, in one copy.
-                let span = &data[chunk_first * row_stride..(chunk_first + pairs - 1) * row_stride + d];
+                // The chunk's rows as the caller laid them out, in one copy (widened to f32 on
+                // the host first where they are f16 or bf16).
+                let span = data.slice(chunk_first * row_stride..(chunk_first + pairs - 1) * row_stride + d);
+                let span = match span {
+                    Values::F32(span) => span,
+                    narrow => {
+                        host.rows.clear();
+                        narrow.extend_f32(&mut host.rows);
+                        &host.rows
+                    }
+                };
                 upload(&self.stream, &mut self.dev.rows, span, "candidate rows")?;
                 Ok((row_stride, false))
             }
@@ -335,7 +345,7 @@ impl<T: Element> CudaEngine<T> {
                 for (p, &id) in ids.iter().enumerate().skip(chunk_first).take(pairs) {
                     let next = host.staged_row_of.len() as u32;
                     let row = *host.staged_row_of.entry(id).or_insert_with(|| {
-                        host.rows.extend_from_slice(batch.candidate(p));
+                        batch.candidate(p).extend_f32(&mut host.rows);
                         next
                     });
                     host.row_ids.push(row);
@@ -507,8 +517,12 @@ impl<T: Element> Engine for CudaEngine<T> {
             Some(i) => {
                 let (query, position) = batch.locate(i);
                 let start = i - position;
-                let beyond = (start..start + batch.candidate_counts[query])
-                    .position(|p| batch.candidate(p).iter().any(|&x| T::from_f32(x).is_none()));
+                let mut row = Vec::new();
+                let beyond = (start..start + batch.candidate_counts[query]).position(|p| {
+                    row.clear();
+                    batch.candidate(p).extend_f32(&mut row);
+                    row.iter().any(|&x| T::from_f32(x).is_none())
+                });
                 Err(match beyond {
                     Some(position) => candidate_out_of_range(T::PRECISION, first_query + query, position),
                     None => hidden_layer_overflow(T::PRECISION, first_query + query),
