@@ -194,8 +194,8 @@ enum rrra_precision
   // IEEE half weights and candidates, SPEC §6's reduced-precision tolerance: the folded engine
   // on a CPU with AVX512-FP16 (half-precision sums of 32 products widened into f32, twice the
   // f32 arithmetic rate; UNSUPPORTED on other CPUs), or the CUDA engine's tensor cores. Inputs
-  // stay f32; a value beyond ±65504 is an INVALID_ARGUMENT, an overflow inside the adapter a
-  // NUMERIC error.
+  // are stored as their `rrra_dtype` says; a value beyond ±65504 is an INVALID_ARGUMENT, an
+  // overflow inside the adapter a NUMERIC error.
   RRRA_PRECISION_F16 = 1,
   // bfloat16: the CUDA engine's tensor cores only (UNSUPPORTED on the CPU engines, whose
   // AVX512-BF16 dot product measured at half the f32 FMA rate).

@@ -556,6 +556,15 @@ fn bench_runs_f16_precision_or_says_why_not() {
 }
 
 #[test]
+fn bench_reads_inputs_stored_as_f16_or_bf16() {
+    for inputs in ["f16", "bf16"] {
+        let out = rrra(&["bench", "--d", "9", "--h", "7", "--k", "30", "--queries", "3", "--inputs", inputs, "--json"]);
+        let text = stdout(&out);
+        assert!(text.contains(&format!("\"inputs\": \"{inputs}\"")) && text.contains("\"dtype\": \"f32\""), "{text}");
+    }
+}
+
+#[test]
 fn bench_refuses_what_it_cannot_run() {
     let bench = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = ["bench", "--d", "4", "--h", "3"].iter().map(|s| s.to_string()).collect();
@@ -568,6 +577,7 @@ fn bench_refuses_what_it_cannot_run() {
         (bench(&["--k", "5", "--batch", "0"]), "--batch: expected a positive integer, got 0"),
         (bench(&["--k", "5", "--threads", "two"]), "--threads: expected a positive integer"),
         (bench(&["--k", "5", "--dtype", "f8"]), "--dtype: expected f32, f16 or bf16, got 'f8'"),
+        (bench(&["--k", "5", "--inputs", "int8"]), "--inputs: expected f32, f16 or bf16, got 'int8'"),
         (bench(&["--k", "5", "--engine", "gpu"]), "--engine: expected auto, reference, folded or cuda, got 'gpu'"),
         (bench(&["--k", "5", "--kernel", "sse2"]), "--kernel: expected auto, portable, avx2 or avx512, got 'sse2'"),
         (bench(&["--k", "5", "--similarity", "l2"]), "--similarity: expected dot or cosine, got 'l2'"),

@@ -5,8 +5,8 @@
 use super::{failed, json_string, parse_engine, parse_precision, print, usage, Failure, Parsed};
 use rrra::sampler::SplitMix64;
 use rrra::{
-    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, RerankOutputs, ScoreOptions, Session, SessionOptions,
-    Similarity,
+    Adapter, AdapterConfig, AdapterWeights, Batch, CpuKernel, Precision, RerankOutputs, ScoreOptions, Session,
+    SessionOptions, Similarity, Values,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 pub const BENCH_USAGE: &str = "\
 Usage: rrra bench --d D --h H --k K [--queries N] [--batch B] [--threads T] [--dtype f32|f16|bf16]
-                  [--engine auto|reference|folded|cuda] [--kernel auto|portable|avx2|avx512]
-                  [--similarity dot|cosine] [--seed S] [--json]
+                  [--inputs f32|f16|bf16] [--engine auto|reference|folded|cuda]
+                  [--kernel auto|portable|avx2|avx512] [--similarity dot|cosine] [--seed S] [--json]
 
 Builds a random adapter (ReLU, dot similarity unless asked otherwise, default scores; weights
 and biases uniform in ±1/sqrt(fan_in)) and N random unit-norm queries with K dense random
@@ -34,7 +34,9 @@ Options:
   --threads T     threads per call, splitting a call's queries or one list's work (default 1)
   --dtype T       the arithmetic (default f32): f16 rounds weights and candidates to half (the
                   folded engine on a CPU with AVX512-FP16, or the cuda engine); bf16 runs on
-                  the cuda engine only. The inputs stay f32
+                  the cuda engine only. The inputs are as --inputs says
+  --inputs T      how the queries and candidates are stored (default f32): f16 or bf16 halve
+                  the bytes read; the library widens them to f32 exactly as it reads them
   --engine E      auto, reference, folded or cuda (default auto)
   --kernel K      the folded engine's instruction set: auto (the best this CPU has),
                   portable, avx2 or avx512 (default auto)
@@ -51,6 +53,7 @@ pub const BENCH_OPTIONS: &[&str] = &[
     "--batch",
     "--threads",
     "--dtype",
+    "--inputs",
     "--engine",
     "--kernel",
     "--similarity",
@@ -69,6 +72,30 @@ const WARMUP_TIME: Duration = Duration::from_millis(200);
 const PEAK_TIME: Duration = Duration::from_millis(300);
 
 /// `rows` rows of `dim` uniform values, each scaled to unit L2 norm like a normalised embedding.
+/// The bench's queries or candidates, stored as `--inputs` asks.
+enum Stored {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+    Bf16(Vec<half::bf16>),
+}
+
+impl Stored {
+    fn new(inputs: Precision, values: Vec<f32>) -> Stored {
+        match inputs {
+            Precision::F32 => Stored::F32(values),
+            Precision::F16 => Stored::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect()),
+            Precision::Bf16 => Stored::Bf16(values.iter().map(|&x| half::bf16::from_f32(x)).collect()),
+        }
+    }
+    fn values(&self, range: std::ops::Range<usize>) -> Values<'_> {
+        match self {
+            Stored::F32(v) => v[range].into(),
+            Stored::F16(v) => v[range].into(),
+            Stored::Bf16(v) => v[range].into(),
+        }
+    }
+}
+
 fn unit_rows(rng: &mut SplitMix64, rows: usize, dim: usize) -> Vec<f32> {
     let mut data: Vec<f32> = (0..rows * dim).map(|_| rng.next_symmetric(1.0)).collect();
     for row in data.chunks_exact_mut(dim) {
@@ -118,6 +145,12 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     // Options for work that does not exist yet are refused rather than silently ignored, so a
     // benchmark table can never claim a configuration it did not run.
     let precision = parse_precision(&args)?;
+    let inputs = match args.value("--inputs").map(|v| v.to_string_lossy()) {
+        None => Precision::F32,
+        Some(v) => {
+            Precision::from_name(&v).ok_or_else(|| usage(format!("--inputs: expected f32, f16 or bf16, got '{v}'")))?
+        }
+    };
     let engine = parse_engine(&args)?;
     let cpu_kernel = match args.value("--kernel").map(|v| v.to_string_lossy()) {
         None => None,
@@ -147,8 +180,8 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let adapter = Arc::new(Adapter::new(AdapterWeights::random(d, h, seed), config)?);
     // Data from a stream of its own, so the adapter does not depend on the data's shape.
     let mut rng = SplitMix64::new(seed ^ 0xDA7A);
-    let queries = unit_rows(&mut rng, n, d);
-    let candidates = unit_rows(&mut rng, candidate_values / d, d);
+    let queries = Stored::new(inputs, unit_rows(&mut rng, n, d));
+    let candidates = Stored::new(inputs, unit_rows(&mut rng, candidate_values / d, d));
     let mut session = Session::new(adapter, SessionOptions { engine, threads, cpu_kernel, precision })?;
     let (mut log_s_rr, mut order) = (vec![0.0f32; per_call * k], vec![0u32; per_call * k]);
     let counts = vec![k; per_call];
@@ -158,8 +191,12 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
     let mut call = |c: usize| -> Result<usize, Failure> {
         let (first, end) = (c * per_call, ((c + 1) * per_call).min(n));
         let m = end - first;
-        let batch =
-            Batch::dense(d, &queries[first * d..end * d], &counts[..m], &candidates[first * k * d..end * k * d]);
+        let batch = Batch::dense(
+            d,
+            queries.values(first * d..end * d),
+            &counts[..m],
+            candidates.values(first * k * d..end * k * d),
+        );
         let mut out = RerankOutputs {
             log_s_rr: Some(&mut log_s_rr[..m * k]),
             order: Some(&mut order[..m * k]),
@@ -202,10 +239,11 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
 
     let text = if args.switches.contains(&"--json") {
         format!(
-            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"{dtype}\", \"similarity\": \"{}\", \
+            "{{\"d\": {d}, \"h\": {h}, \"k\": {k}, \"queries\": {n}, \"threads\": {threads}, \"batch\": {per_call}, \"dtype\": \"{dtype}\", \"inputs\": \"{}\", \"similarity\": \"{}\", \
              \"engine\": {}, \"kernel\": {}, \"engine_reason\": {}, \"seed\": {seed}, \"warmup_calls\": {warmup_calls}, \
              \"median_ms\": {median:.6}, \"p10_ms\": {p10:.6}, \"p90_ms\": {p90:.6}, \"min_ms\": {min:.6}, \
              \"max_ms\": {max:.6}, \"peak_gflops_per_thread\": {}, \"floor_ms\": {}, \"version\": {}}}\n",
+            inputs.name(),
             similarity.name(),
             json_string(engine_name),
             json_string(kernel_name),
@@ -216,8 +254,9 @@ pub fn bench(args: Parsed) -> Result<(), Failure> {
         )
     } else {
         format!(
-            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), {dtype}, {} similarity, engine {engine_name}, kernel {kernel_name} ({})\n\
+            "d = {d}, h = {h}, k = {k}: {n} queries, {per_call} per call, {threads} thread(s), {dtype}, {} inputs, {} similarity, engine {engine_name}, kernel {kernel_name} ({})\n\
              median {median:.3} ms/query (p10 {p10:.3}, p90 {p90:.3}, min {min:.3}, max {max:.3}), {warmup_calls} warm-up calls\n{}",
+            inputs.name(),
             similarity.name(),
             session.engine_reason(),
             match (peak, floor_ms) {
