@@ -101,15 +101,26 @@ impl<'a> Values<'a> {
         match *self {
             Values::F32(v) => v,
             Values::F16(v) => {
-                // half converts with F16C where the CPU has it (detected at run time).
                 let out = &mut buf[..v.len()];
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    unsafe { avx512::widen_f16(v, out) };
+                    return out;
+                }
+                // half converts with F16C where the CPU has it (detected at run time).
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(v, out);
                 out
             }
             Values::Bf16(v) => {
-                // A bf16 is the top half of an f32; the compiler vectorises this.
                 let out = &mut buf[..v.len()];
-                out.iter_mut().zip(v).for_each(|(o, x)| *o = f32::from_bits((x.to_bits() as u32) << 16));
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: as above.
+                    unsafe { avx512::widen_bf16(v, out) };
+                    return out;
+                }
+                out.iter_mut().zip(v).for_each(|(o, x)| *o = x.to_f32());
                 out
             }
         }
@@ -166,6 +177,47 @@ impl<'a> Values<'a> {
     }
 }
 
+/// Widening sixteen values per instruction. The engines widen each candidate row of a narrow
+/// batch as they pack it; half's own F16C path converts eight at a time through a call per
+/// eight, which made the widening a tenth of the f16 tile's time at d = 384.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use half::{bf16, f16};
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must have AVX-512F. `dst` must be as long as `src`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn widen_f16(src: &[f16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len());
+        let (chunks, tail) = src.as_chunks::<16>();
+        for (i, chunk) in chunks.iter().enumerate() {
+            // SAFETY: 16 values read from `chunk`, 16 written from `dst[16·i]`, within both.
+            unsafe {
+                let bits = _mm256_loadu_si256(chunk.as_ptr().cast());
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16 * i), _mm512_cvtph_ps(bits));
+            }
+        }
+        dst[16 * chunks.len()..].iter_mut().zip(tail).for_each(|(o, x)| *o = x.to_f32());
+    }
+
+    /// # Safety
+    /// As [`widen_f16`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len());
+        let (chunks, tail) = src.as_chunks::<16>();
+        for (i, chunk) in chunks.iter().enumerate() {
+            // SAFETY: as in `widen_f16`. A bf16 is the top half of an f32.
+            unsafe {
+                let bits = _mm512_cvtepu16_epi32(_mm256_loadu_si256(chunk.as_ptr().cast()));
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16 * i), _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits)));
+            }
+        }
+        dst[16 * chunks.len()..].iter_mut().zip(tail).for_each(|(o, x)| *o = x.to_f32());
+    }
+}
+
 /// Whether every value of `row` is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed
 /// in 16 independent lanes so the compiler vectorises it.
 fn all_finite_f32(row: &[f32]) -> bool {
@@ -211,5 +263,19 @@ mod tests {
         // The largest finite values are finite.
         assert!(Values::from(&[f16::MAX, f16::MIN]).all_finite() && Values::from(&[bf16::MAX, bf16::MIN]).all_finite());
         assert_eq!(Values::from(&brains).byte_range().len(), 2 * brains.len());
+    }
+
+    #[test]
+    fn every_f16_and_bf16_bit_pattern_widens_as_half_says() {
+        // Bit for bit, except that a NaN only has to stay a NaN (its payload is not kept alike).
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        let bits: Vec<u16> = (0..=u16::MAX).collect();
+        let halves: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
+        let brains: Vec<bf16> = bits.iter().map(|&b| bf16::from_bits(b)).collect();
+        let mut buf = vec![0.0; bits.len()];
+        let widened = Values::from(&halves).as_f32(&mut buf);
+        assert!(widened.iter().zip(&halves).all(|(&w, x)| same(w, x.to_f32())));
+        let widened = Values::from(&brains).as_f32(&mut buf);
+        assert!(widened.iter().zip(&brains).all(|(&w, x)| same(w, x.to_f32())));
     }
 }
