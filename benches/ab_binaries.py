@@ -9,7 +9,9 @@ compare first, e.g. `git stash && cargo build --release && cp target/release/rrr
     python3 benches/ab_binaries.py --rounds 5 /tmp/rrra-old target/release/rrra \\
         --shape "384 1000 f32 1" --shape "768 100 f16 2"
 
-A shape is "d k dtype threads" (h = d).
+A shape is "d k dtype threads [inputs]" (h = d; inputs, how the queries and candidates are
+stored, is passed as `--inputs` when given). The same binary under two names compares two
+shapes' settings, e.g. --shape "384 1000 f16 1 f32" --shape "384 1000 f16 1 f16".
 """
 import argparse
 import re
@@ -19,17 +21,17 @@ import subprocess
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("binaries", nargs="+")
-    parser.add_argument("--shape", action="append", required=True, help='"d k dtype threads"')
+    parser.add_argument("--shape", action="append", required=True, help='"d k dtype threads [inputs]"')
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
     results = {}
     for _ in range(args.rounds):
         for shape in args.shape:
-            d, k, dtype, threads = shape.split()
+            d, k, dtype, threads, *inputs = shape.split()
             for binary in args.binaries:
                 command = [binary, "bench", "--d", d, "--h", d, "--k", k, "--queries", str(args.queries),
-                           "--threads", threads, "--dtype", dtype]
+                           "--threads", threads, "--dtype", dtype] + [f"--inputs={i}" for i in inputs]
                 out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
                 m = re.search(r"median ([\d.]+) ms/query .*min ([\d.]+)", out)
                 results.setdefault((shape, binary), []).append((float(m.group(1)), float(m.group(2))))

@@ -9,14 +9,15 @@
  *   rrra::Corpus   a registered view of the caller's embedding matrix (no copy is made).
  *   rrra::Session  scratch memory and an engine over a model. One thread at a time.
  *   rrra::Batch    a view of one call's queries and candidate lists (dense rows or corpus ids).
- *   rrra::Span<T>, rrra::Matrix   non-owning views of caller memory.
+ *   rrra::Span<T>, rrra::Values, rrra::Matrix   non-owning views of caller memory; Values and
+ *                  Matrix hold embeddings as float, or as the bits of f16 / bf16 (rrra::Dtype).
  *   rrra::Error    thrown by every failing call: the status code and the library's message.
  *
  * Link as for rrra.h: librrra.a (or librrra.so) plus -lpthread -ldl -lm. See docs/cpp.md.
  *
- * Lifetimes, in one place: views (Span, Matrix, Batch) never own memory; what they point to
- * must outlive every call that uses them. A Corpus points at the caller's matrix from its
- * construction to its destruction, and a Batch built over a Corpus points at the Corpus.
+ * Lifetimes, in one place: views (Span, Values, Matrix, Batch) never own memory; what they
+ * point to must outlive every call that uses them. A Corpus points at the caller's matrix from
+ * its construction to its destruction, and a Batch built over a Corpus points at the Corpus.
  * Sessions keep their own reference to the model, so a Model may be destroyed before them.
  */
 
@@ -105,10 +106,13 @@ template <class C, class T, class = void> struct is_container_of : std::false_ty
 
 // Anything with std::data() / std::size() (std::vector, std::array, C arrays, std::span,
 // Eigen-style maps...) whose elements are T. A temporary may only become a Span of const T,
-// as with std::span: writing through a view of a temporary would lose the writes.
+// as with std::span: writing through a view of a temporary would lose the writes. A data()
+// that returns void * (rrra::Values) is no container: `void (*)[]` is not a type.
 template <class C, class T>
 struct is_container_of<C, T,
-                       std::void_t<decltype(std::data(std::declval<C &>())), decltype(std::size(std::declval<C &>()))>>
+                       std::void_t<decltype(std::data(std::declval<C &>())), decltype(std::size(std::declval<C &>())),
+                                   std::enable_if_t<std::is_object_v<
+                                       std::remove_pointer_t<decltype(std::data(std::declval<C &>()))>>>>>
     : std::bool_constant<!is_span<remove_cvref_t<C>>::value &&
                          std::is_convertible_v<std::remove_pointer_t<decltype(std::data(std::declval<C &>()))> (*)[],
                                                T (*)[]> &&
@@ -162,15 +166,111 @@ template <class T> struct is_span<Span<T>> : std::true_type {};
 template <class T> T *ptr(Span<T> s) noexcept { return s.empty() ? nullptr : s.data(); }
 } // namespace detail
 
-/// A non-owning view of a row-major float matrix: `rows` rows of `cols` values, row i at
-/// `data + i * row_stride`. Only the floats rows actually cover are read: the last row needs
-/// `cols` values, not a full stride.
+/// How embedding values are stored (rrra_dtype). C++17 has no half type, so f16 (IEEE half)
+/// and bf16 (bfloat16, the top 16 bits of a float) values are passed as their bit patterns, in
+/// std::uint16_t. The library widens them to float exactly: they score as the same values
+/// passed as float would. The session's arithmetic is a separate choice (Precision).
+enum class Dtype : std::uint32_t {
+    f32 = RRRA_DTYPE_F32,
+    f16 = RRRA_DTYPE_F16,
+    bf16 = RRRA_DTYPE_BF16,
+};
+
+namespace detail {
+/// 16-bit patterns labelled Dtype::f32 would be read as half as many floats.
+inline void check_bits_dtype(Dtype dtype, const char *what) {
+    if (dtype == Dtype::f32) {
+        throw Error(RRRA_STATUS_INVALID_ARGUMENT,
+                    std::string(what) + ": 16-bit values need Dtype::f16 or Dtype::bf16, not Dtype::f32");
+    }
+}
+} // namespace detail
+
+/// A non-owning view of `size()` embedding values of one Dtype: floats, or the bit patterns of
+/// f16 / bf16 values. Converts implicitly from whatever Span<const float> does, so float
+/// callers never name it; 16-bit values say which type they are: Values(Dtype::f16, bits).
+class Values {
+public:
+    constexpr Values() noexcept = default;
+    constexpr Values(const float *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    constexpr Values(Span<const float> floats) noexcept : Values(floats.data(), floats.size()) {}
+    template <class C, class = std::enable_if_t<!std::is_same_v<detail::remove_cvref_t<C>, Span<const float>> &&
+                                                std::is_convertible_v<C &&, Span<const float>>>>
+    constexpr Values(C &&floats) : Values(Span<const float>(std::forward<C>(floats))) {}
+
+    /// f16 or bf16 values as their bit patterns. Throws INVALID_ARGUMENT for Dtype::f32.
+    Values(Dtype dtype, Span<const std::uint16_t> bits) : data_(bits.data()), size_(bits.size()), dtype_(dtype) {
+        detail::check_bits_dtype(dtype, "rrra::Values");
+    }
+
+    Dtype dtype() const noexcept { return dtype_; }
+    /// The first value, of dtype() (a float or a 16-bit pattern).
+    const void *data() const noexcept { return data_; }
+    /// Values of dtype(), not bytes.
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+
+private:
+    const void *data_ = nullptr;
+    std::size_t size_ = 0;
+    Dtype dtype_ = Dtype::f32;
+};
+
+/// A non-owning view of a row-major matrix of embedding values: `rows` rows of `cols` values,
+/// row i at `i * row_stride` values from the start. Only the values rows actually cover are
+/// read: the last row needs `cols` values, not a full stride. Floats by default; f16 / bf16
+/// rows are given as their bit patterns with their Dtype, e.g. Matrix(Dtype::f16, bits, rows, d).
 class Matrix {
 public:
     constexpr Matrix() noexcept = default;
 
     Matrix(const float *data, std::size_t rows, std::size_t cols, std::size_t row_stride)
-        : data_(data), rows_(rows), cols_(cols), stride_(row_stride) {
+        : Matrix(data, Dtype::f32, rows, cols, row_stride) {}
+
+    /// Packed rows (row_stride = cols).
+    Matrix(const float *data, std::size_t rows, std::size_t cols) : Matrix(data, rows, cols, cols) {}
+
+    /// f16 or bf16 rows, as bit patterns; row_stride counts values. Throws INVALID_ARGUMENT for
+    /// Dtype::f32.
+    Matrix(Dtype dtype, const std::uint16_t *bits, std::size_t rows, std::size_t cols, std::size_t row_stride)
+        : Matrix(bits, dtype, rows, cols, row_stride) {
+        detail::check_bits_dtype(dtype, "rrra::Matrix");
+    }
+
+    /// Packed f16 or bf16 rows.
+    Matrix(Dtype dtype, const std::uint16_t *bits, std::size_t rows, std::size_t cols)
+        : Matrix(dtype, bits, rows, cols, cols) {}
+
+    /// Packed rows over a flat buffer (of any Dtype) whose size is a multiple of `cols`.
+    Matrix(Values values, std::size_t cols) : Matrix(values.data(), values.dtype(), 0, cols, cols) {
+        if (cols == 0 || values.size() % cols != 0) {
+            throw Error(RRRA_STATUS_INVALID_ARGUMENT,
+                        "rrra::Matrix: " + std::to_string(values.size()) + " values are not whole rows of " +
+                            std::to_string(cols));
+        }
+        rows_ = values.size() / cols;
+        len_ = values.size();
+    }
+
+    Dtype dtype() const noexcept { return dtype_; }
+    /// The first row's first value, of dtype(): what the C ABI takes.
+    const void *values() const noexcept { return data_; }
+    /// The floats of an f32 matrix; NULL for f16 / bf16 (see values()).
+    const float *data() const noexcept { return dtype_ == Dtype::f32 ? static_cast<const float *>(data_) : nullptr; }
+    std::size_t rows() const noexcept { return rows_; }
+    std::size_t cols() const noexcept { return cols_; }
+    /// In values, not bytes.
+    std::size_t row_stride() const noexcept { return stride_; }
+    /// Values from the first row's start to the last row's end: what the C ABI calls data_len.
+    std::size_t data_len() const noexcept { return len_; }
+    /// Row `i` of an f32 matrix (unchecked); empty for f16 / bf16.
+    Span<const float> row(std::size_t i) const noexcept {
+        return dtype_ == Dtype::f32 ? Span<const float>(data() + i * stride_, cols_) : Span<const float>();
+    }
+
+private:
+    Matrix(const void *data, Dtype dtype, std::size_t rows, std::size_t cols, std::size_t row_stride)
+        : data_(data), dtype_(dtype), rows_(rows), cols_(cols), stride_(row_stride) {
         if (rows > 0) {
             // The C library checks the extent again; checking here keeps the size_t arithmetic
             // below from wrapping into a small, wrong data_len.
@@ -182,31 +282,8 @@ public:
         }
     }
 
-    /// Packed rows (row_stride = cols).
-    Matrix(const float *data, std::size_t rows, std::size_t cols) : Matrix(data, rows, cols, cols) {}
-
-    /// Packed rows over a flat buffer whose size is a multiple of `cols`.
-    Matrix(Span<const float> values, std::size_t cols) : Matrix(values.data(), 0, cols, cols) {
-        if (cols == 0 || values.size() % cols != 0) {
-            throw Error(RRRA_STATUS_INVALID_ARGUMENT,
-                        "rrra::Matrix: " + std::to_string(values.size()) + " values are not whole rows of " +
-                            std::to_string(cols));
-        }
-        rows_ = values.size() / cols;
-        len_ = values.size();
-    }
-
-    const float *data() const noexcept { return data_; }
-    std::size_t rows() const noexcept { return rows_; }
-    std::size_t cols() const noexcept { return cols_; }
-    std::size_t row_stride() const noexcept { return stride_; }
-    /// Floats from the first row's start to the last row's end: what the C ABI calls data_len.
-    std::size_t data_len() const noexcept { return len_; }
-    /// Row `i` (unchecked).
-    Span<const float> row(std::size_t i) const noexcept { return {data_ + i * stride_, cols_}; }
-
-private:
-    const float *data_ = nullptr;
+    const void *data_ = nullptr;
+    Dtype dtype_ = Dtype::f32;
     std::size_t rows_ = 0;
     std::size_t cols_ = 0;
     std::size_t stride_ = 0;
@@ -386,6 +463,10 @@ private:
 /// made: the matrix must stay valid and unchanged from construction until this Corpus is
 /// destroyed (or moved into another Corpus, which then carries the same obligation). For a
 /// FAISS IndexFlat, register its get_xb() after the last add(): adding may reallocate it.
+/// Rows may be f16 or bf16 bit patterns, which halves the memory and scores as the same values
+/// widened to float. A FAISS IndexScalarQuantizer(d, QT_fp16) keeps exactly that in its codes:
+///   rrra::Corpus(rrra::Matrix(rrra::Dtype::f16, reinterpret_cast<const std::uint16_t *>(index.codes.data()),
+///                             rows, d))
 /// Move-only; shareable between threads and sessions for reading.
 class Corpus {
 public:
@@ -393,8 +474,8 @@ public:
 
     explicit Corpus(const Matrix &rows) : rows_(rows.rows()), dim_(rows.cols()) {
         rrra_corpus *c = nullptr;
-        detail::check(
-            rrra_corpus_new(rows.data(), rows.data_len(), rows.rows(), rows.cols(), rows.row_stride(), &c));
+        detail::check(rrra_corpus_new_typed(static_cast<std::uint32_t>(rows.dtype()), rows.values(), rows.data_len(),
+                                            rows.rows(), rows.cols(), rows.row_stride(), &c));
         handle_.reset(c);
     }
 
@@ -424,12 +505,13 @@ private:
 
 /// One call's queries and their ragged candidate lists: a view, valid while what it points to
 /// (including a Corpus) lives. `queries` holds counts.size() contiguous rows of dim values;
-/// the candidate lists of consecutive queries follow each other.
+/// the candidate lists of consecutive queries follow each other. Queries and candidates each
+/// have their own Dtype (float queries against f16 candidates, say); a Corpus has its own too.
 class Batch {
 public:
     /// Dense candidates: `candidates` has one row per candidate (sum of counts), any stride.
     /// dim is candidates.cols(), so give an empty list a Matrix(nullptr, 0, d).
-    static Batch dense(Span<const float> queries, Span<const std::size_t> counts, const Matrix &candidates,
+    static Batch dense(Values queries, Span<const std::size_t> counts, const Matrix &candidates,
                        Span<const float> base_scores = {}) {
         Batch b(queries, counts, base_scores, candidates.cols(), candidates.rows());
         b.candidates_ = candidates;
@@ -437,7 +519,7 @@ public:
     }
 
     /// Candidates by row id into `corpus`, one id per candidate.
-    static Batch by_id(Span<const float> queries, Span<const std::size_t> counts, const Corpus &corpus,
+    static Batch by_id(Values queries, Span<const std::size_t> counts, const Corpus &corpus,
                        Span<const std::uint64_t> ids, Span<const float> base_scores = {}) {
         Batch b(queries, counts, base_scores, corpus.dim(), ids.size());
         b.by_id_ = true;
@@ -447,7 +529,7 @@ public:
     }
 
     /// One query (dim values) and its candidate rows.
-    static Batch single(Span<const float> query, const Matrix &candidates, Span<const float> base_scores = {}) {
+    static Batch single(Values query, const Matrix &candidates, Span<const float> base_scores = {}) {
         Batch b = dense(query, {}, candidates, base_scores);
         b.single_count_ = candidates.rows();
         b.single_ = true;
@@ -466,13 +548,15 @@ public:
         rrra_batch c = detail::sized<rrra_batch>();
         c.dim = dim_;
         c.n_queries = n_queries();
-        c.queries = detail::ptr(queries_);
+        c.queries = queries_.empty() ? nullptr : queries_.data();
         c.queries_len = queries_.size();
+        c.queries_dtype = static_cast<std::uint32_t>(queries_.dtype());
         c.candidate_counts = single_ ? &single_count_ : detail::ptr(counts_);
         if (!by_id_) {
-            c.candidates = candidates_.rows() > 0 ? candidates_.data() : nullptr;
+            c.candidates = candidates_.rows() > 0 ? candidates_.values() : nullptr;
             c.candidates_len = candidates_.data_len();
             c.candidate_stride = candidates_.row_stride();
+            c.candidates_dtype = static_cast<std::uint32_t>(candidates_.dtype());
         } else {
             c.corpus = corpus_;
             c.candidate_ids = detail::ptr(ids_);
@@ -484,11 +568,11 @@ public:
     }
 
 private:
-    Batch(Span<const float> queries, Span<const std::size_t> counts, Span<const float> base, std::size_t dim,
+    Batch(Values queries, Span<const std::size_t> counts, Span<const float> base, std::size_t dim,
           std::size_t rows) noexcept
         : queries_(queries), counts_(counts), base_(base), dim_(dim), rows_(rows) {}
 
-    Span<const float> queries_;
+    Values queries_;
     Span<const std::size_t> counts_;
     Span<const float> base_;
     Matrix candidates_;
@@ -647,7 +731,7 @@ public:
     }
 
     /// One query and its candidate rows.
-    [[nodiscard]] RerankResult rerank(Span<const float> query, const Matrix &candidates,
+    [[nodiscard]] RerankResult rerank(Values query, const Matrix &candidates,
                                       Span<const float> base_scores = {}, const ScoreOptions &options = {}) {
         return rerank(Batch::single(query, candidates, base_scores), options);
     }

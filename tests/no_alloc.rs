@@ -1,8 +1,9 @@
 //! Steady-state calls allocate nothing: a session's scratch grows to the largest batch seen and
 //! is then reused (issue 3: "no heap allocation per call in steady state"), and its worker
 //! threads are started once, with it. A counting global allocator counts every thread's
-//! allocations around repeated calls; the file holds one test, so no other test allocates
-//! meanwhile.
+//! allocations around repeated calls. The file is its own program (`harness = false`): under
+//! libtest, other tests, or the harness's own "running for over 60 seconds" notice, would
+//! allocate meanwhile.
 
 use rrra::{
     Adapter, AdapterConfig, AdapterWeights, Batch, Candidates, Corpus, CpuKernel, EngineKind, EnginePreference,
@@ -142,8 +143,7 @@ fn steady_state_allocations(
     Some(allocated)
 }
 
-#[test]
-fn steady_state_calls_do_not_allocate() {
+fn main() {
     for threads in [1, 2] {
         let reference = steady_state_allocations(EngineKind::Reference, None, Precision::F32, threads);
         assert_eq!(reference, Some(0), "reference engine, {threads} threads");
@@ -156,4 +156,5 @@ fn steady_state_calls_do_not_allocate() {
             None => println!("f16 precision: not available on this CPU"),
         }
     }
+    println!("no_alloc: steady-state calls allocated nothing");
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and tests the Python binding from this checkout:
 #   1. a virtual environment under ${RRRA_PY_VENV:-<repo>/target/python-venv} (kept between runs),
-#   2. pinned numpy, pytest and torch (CPU use of PyPI's CUDA build; see below) in it,
+#   2. pinned numpy, pytest, ml_dtypes (bfloat16 arrays) and torch (CPU use of PyPI's CUDA build; see below) in it,
 #   3. `pip install ./bindings/python`, which runs `cargo build --release --lib` and ships librrra.so,
 #   4. pytest -q on bindings/python/tests.
 # Needs python3 (>= 3.11, for torch) with the venv module, pip access to PyPI, and cargo. Exits non-zero on failure.
@@ -14,6 +14,8 @@ python="${PYTHON:-python3}"
 
 NUMPY_VERSION="2.2.6"
 PYTEST_VERSION="8.3.5"
+# For the bfloat16 tests; the package itself recognises bfloat16 by name and does not need it.
+ML_DTYPES_VERSION="0.6.0"
 # torch for tests/test_torch.py (rrra.torch). PyPI's Linux x86_64 torch wheel is its CUDA build:
 # libtorch_cuda/libtorch_python link the CUDA libraries (DT_NEEDED), so `--no-deps` torch alone does not
 # import, even on a CPU-only machine. The CUDA libraries load without a GPU or driver, so we install
@@ -53,7 +55,8 @@ vpy="$venv/bin/python"
 echo "python: $("$vpy" --version) in $venv"
 
 pip_quiet=(--quiet --disable-pip-version-check)
-"$vpy" -m pip install "${pip_quiet[@]}" "numpy==$NUMPY_VERSION" "pytest==$PYTEST_VERSION"
+"$vpy" -m pip install "${pip_quiet[@]}" "numpy==$NUMPY_VERSION" "pytest==$PYTEST_VERSION" \
+    "ml_dtypes==$ML_DTYPES_VERSION"
 # --no-deps: the list above is torch's whole closure for CPU use (and with --no-deps pip skips its resolver
 # and its complaint that triton and friends are missing).
 "$vpy" -m pip install "${pip_quiet[@]}" --no-deps "torch==$TORCH_VERSION" "${TORCH_DEPS[@]}"
@@ -64,8 +67,9 @@ pip_quiet=(--quiet --disable-pip-version-check)
 # Reinstall every time: the library may have changed since the last run (cargo rebuilds only what changed).
 "$vpy" -m pip install "${pip_quiet[@]}" --force-reinstall --no-deps "$here"
 
-# tests/test_torch.py fails (rather than skips) without torch when this is set.
-export RRRA_REQUIRE_TORCH=1
+# tests/test_torch.py and the bfloat16 tests fail (rather than skip) without torch and ml_dtypes when
+# these are set.
+export RRRA_REQUIRE_TORCH=1 RRRA_REQUIRE_ML_DTYPES=1
 # From the repository root, so `import rrra` finds the installed package, not bindings/python/rrra.
 cd "$repo"
 "$vpy" -m pytest -q -rs -p no:cacheprovider "$here/tests" "$@"

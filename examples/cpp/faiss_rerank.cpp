@@ -13,6 +13,9 @@
 //     any index that can reconstruct (compressed ones decode approximately);
 //  2. by id: the flat index's own storage (get_xb()) registered once as an rrra::Corpus, and
 //     FAISS's ids passed as they are. No vector is copied; only flat indexes hold raw vectors.
+// Then the same by id over an f16 corpus: an IndexScalarQuantizer with QT_fp16 keeps each vector
+// as d IEEE halves, which rrra reads in place (rrra::Dtype::f16). It scores exactly as the halves
+// widened to float, i.e. as the candidates that index reconstructs, which the program checks too.
 //
 // Build (see docs/cpp.md):
 //   cargo build --release
@@ -23,6 +26,7 @@
 #include "random_adapter.hpp"
 
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexScalarQuantizer.h>
 
 #include <cmath>
 #include <cstdint>
@@ -124,11 +128,36 @@ int run(int argc, char **argv) {
         start += counts[q];
     }
 
-    const bool same = copied.order == by_id.order &&
-                      std::memcmp(copied.log_s_rr.data(), by_id.log_s_rr.data(),
-                                  copied.log_s_rr.size() * sizeof(float)) == 0;
+    // 3. By id over an f16 corpus: the fp16 index's codes are n rows of d halves (code_size =
+    // 2·d bytes), registered as they are. The same rules as for get_xb() apply to `codes`.
+    faiss::IndexScalarQuantizer index16(static_cast<Id>(d), faiss::ScalarQuantizer::QT_fp16,
+                                        faiss::METRIC_INNER_PRODUCT);
+    index16.add(static_cast<Id>(kCorpusSize), xb.data());
+    if (index16.code_size != 2 * d) {
+        std::fprintf(stderr, "faiss_rerank: unexpected QT_fp16 code size %zu\n", index16.code_size);
+        return 1;
+    }
+    const rrra::Corpus corpus16(rrra::Matrix(rrra::Dtype::f16,
+                                             reinterpret_cast<const std::uint16_t *>(index16.codes.data()),
+                                             static_cast<std::size_t>(index16.ntotal), d));
+    const rrra::RerankResult by_id16 = session.rerank(rrra::Batch::by_id(xq, counts, corpus16, ids, base));
+    std::vector<float> widened(ids.size() * d);
+    for (std::size_t i = 0; i < ids.size(); i++) {
+        index16.reconstruct(static_cast<Id>(ids[i]), widened.data() + i * d);
+    }
+    const rrra::RerankResult copied16 =
+        session.rerank(rrra::Batch::dense(xq, counts, rrra::Matrix(widened, d), base));
+
+    const auto same_scores = [](const rrra::RerankResult &a, const rrra::RerankResult &b) {
+        return a.order == b.order &&
+               std::memcmp(a.log_s_rr.data(), b.log_s_rr.data(), a.log_s_rr.size() * sizeof(float)) == 0;
+    };
+    const bool same16 = same_scores(by_id16, copied16);
+    std::printf("f16 corpus (QT_fp16 codes, by id) gives the same scores as its reconstructed candidates: %s\n",
+                same16 ? "yes" : "NO");
+    const bool same = same_scores(copied, by_id);
     std::printf("by-id corpus (no copy) gives the same scores as the copied candidates: %s\n", same ? "yes" : "NO");
-    return same ? 0 : 1;
+    return same && same16 ? 0 : 1;
 }
 
 } // namespace

@@ -54,6 +54,16 @@ static_assert(!std::is_convertible_v<std::vector<double> &, rrra::Span<const flo
 static_assert(!std::is_convertible_v<rrra::Span<const float>, rrra::Span<float>>);
 static_assert(!std::is_convertible_v<std::vector<std::int32_t> &, rrra::Span<std::uint32_t>>);
 
+// Values: floats convert as Spans do; 16-bit patterns must say whether they are f16 or bf16.
+static_assert(std::is_convertible_v<std::vector<float> &, rrra::Values>);
+static_assert(std::is_convertible_v<const std::vector<float> &, rrra::Values>);
+static_assert(std::is_convertible_v<rrra::Span<float>, rrra::Values>);
+static_assert(std::is_convertible_v<rrra::Span<const float>, rrra::Values>);
+static_assert(!std::is_convertible_v<std::vector<std::uint16_t> &, rrra::Values>);
+static_assert(!std::is_convertible_v<std::vector<double> &, rrra::Values>);
+static_assert(!std::is_convertible_v<rrra::Values, rrra::Span<const float>>);
+static_assert(std::is_same_v<std::underlying_type_t<rrra::Dtype>, std::uint32_t>);
+
 // The C structs the wrapper fills: a struct_size mismatch would be refused at run time, but the
 // fields the wrapper sets must exist in this header's version.
 static_assert(sizeof(rrra_session_options) == sizeof(std::size_t) + 4 * sizeof(std::uint32_t));
@@ -150,6 +160,87 @@ bool same_bits(const rrra::RerankResult &a, const rrra::RerankResult &b) {
 bool same_bits(const rrra::ResampleResult &a, const rrra::ResampleResult &b) {
     return same_bits(a.log_s_rs, b.log_s_rs) && same_bits(a.s_fn, b.s_fn) && same_bits(a.samples, b.samples) &&
            same_bits(a.sample_counts, b.sample_counts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// f16 and bf16 by hand (round to nearest, ties to even), independent of the library
+// ---------------------------------------------------------------------------------------------
+
+std::uint32_t float_bits(float x) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+float bits_float(std::uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+std::uint16_t to_bf16(float x) {
+    const std::uint32_t u = float_bits(x);
+    if (std::isnan(x)) {
+        return static_cast<std::uint16_t>((u >> 16) | 0x40); // quiet, whatever the payload
+    }
+    return static_cast<std::uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+float from_bf16(std::uint16_t b) { return bits_float(static_cast<std::uint32_t>(b) << 16); }
+
+std::uint16_t to_f16(float x) {
+    const std::uint32_t u = float_bits(x);
+    const auto sign = static_cast<std::uint16_t>((u >> 16) & 0x8000);
+    const std::uint32_t abs = u & 0x7FFFFFFF;
+    if (abs > 0x7F800000) {
+        return static_cast<std::uint16_t>(sign | 0x7E00);
+    }
+    if (abs >= 0x477FF000) { // 65520 and up round to infinity
+        return static_cast<std::uint16_t>(sign | 0x7C00);
+    }
+    const int exp = static_cast<int>(abs >> 23) - 127;
+    if (exp >= -14) { // normal: drop 13 mantissa bits; a carry rolls into the exponent
+        std::uint32_t h = (static_cast<std::uint32_t>(exp + 15) << 10) | ((abs >> 13) & 0x3FF);
+        const std::uint32_t rest = abs & 0x1FFF;
+        h += (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ? 1 : 0;
+        return static_cast<std::uint16_t>(sign | h);
+    }
+    // Subnormal: units of 2^-24; the implicit bit becomes explicit.
+    const int shift = -exp - 1;
+    if (shift > 24) {
+        return sign;
+    }
+    const std::uint32_t m = (abs & 0x7FFFFF) | 0x800000;
+    std::uint32_t h = m >> shift;
+    const std::uint32_t rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    h += (rest > half || (rest == half && (h & 1))) ? 1 : 0;
+    return static_cast<std::uint16_t>(sign | h);
+}
+
+float from_f16(std::uint16_t h) {
+    const float sign = (h & 0x8000) != 0 ? -1.0f : 1.0f;
+    const int e = (h >> 10) & 0x1F;
+    const int m = h & 0x3FF;
+    if (e == 31) {
+        return m == 0 ? sign * std::numeric_limits<float>::infinity() : NaN;
+    }
+    return sign * (e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(static_cast<float>(1024 + m), e - 25));
+}
+
+template <class F> std::vector<std::uint16_t> narrow(const std::vector<float> &v, F to) {
+    std::vector<std::uint16_t> out;
+    for (float x : v) {
+        out.push_back(to(x));
+    }
+    return out;
+}
+
+template <class F> std::vector<float> widen(const std::vector<std::uint16_t> &v, F from) {
+    std::vector<float> out;
+    for (std::uint16_t b : v) {
+        out.push_back(from(b));
+    }
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,6 +689,141 @@ void test_corpus(const rrra::Model &model, const Fixture &f) {
     CHECK(static_cast<bool>(corpus) && !moved);
 }
 
+void test_half_conversions() {
+    // The helpers the 16-bit tests trust: exact on every f16 value, ties to even, the edges.
+    bool round_trips = true;
+    for (std::uint32_t h = 0; h <= 0xFFFF; h++) {
+        const auto bits = static_cast<std::uint16_t>(h);
+        const float x = from_f16(bits);
+        round_trips = round_trips && (std::isnan(x) ? (to_f16(x) & 0x7FFF) > 0x7C00 : to_f16(x) == bits);
+        const float y = from_bf16(bits);
+        round_trips = round_trips && (std::isnan(y) ? to_bf16(y) == (bits | 0x0040) : to_bf16(y) == bits);
+    }
+    CHECK(round_trips);
+    CHECK(to_f16(1.0f) == 0x3C00 && to_f16(-2.0f) == 0xC000 && to_f16(65504.0f) == 0x7BFF);
+    CHECK(to_f16(65519.0f) == 0x7BFF && to_f16(65520.0f) == 0x7C00);
+    CHECK(to_f16(1.0f + std::ldexp(1.0f, -11)) == 0x3C00);     // a tie, to the even 1.0
+    CHECK(to_f16(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3C02); // a tie, to the even 1 + 2^-9
+    CHECK(to_f16(std::ldexp(1.0f, -24)) == 0x0001 && to_f16(std::ldexp(1.0f, -25)) == 0x0000);
+    CHECK(to_f16(std::ldexp(3.0f, -26)) == 0x0001 && to_f16(std::ldexp(1023.5f, -24)) == 0x0400);
+    CHECK(to_bf16(1.0f) == 0x3F80 && to_bf16(bits_float(0x3F808000)) == 0x3F80 &&
+          to_bf16(bits_float(0x3F818000)) == 0x3F82 && to_bf16(bits_float(0x3F808001)) == 0x3F81);
+}
+
+void test_dtypes(const rrra::Model &model, const Fixture &f) {
+    rrra::Session s(model);
+    CSession c(model);
+
+    // The views: Dtype, NULL float accessors on 16-bit data, the wrapper's own checks.
+    const std::vector<std::uint16_t> packed = narrow(f.by_id_rows, to_f16);
+    const rrra::Values v(rrra::Dtype::f16, packed);
+    CHECK(v.dtype() == rrra::Dtype::f16 && v.data() == packed.data() && v.size() == TOTAL * D);
+    CHECK(rrra::Values(f.queries).dtype() == rrra::Dtype::f32 && rrra::Values().empty());
+    const rrra::Matrix m(v, D);
+    CHECK(m.dtype() == rrra::Dtype::f16 && m.values() == packed.data() && m.rows() == TOTAL && m.cols() == D);
+    CHECK(m.data() == nullptr && m.row(1).empty() && m.data_len() == TOTAL * D);
+    const rrra::Matrix strided(rrra::Dtype::bf16, packed.data(), 2, 3, 5);
+    CHECK(strided.dtype() == rrra::Dtype::bf16 && strided.row_stride() == 5 && strided.data_len() == 8);
+    CHECK(f.candidate_matrix().dtype() == rrra::Dtype::f32 && f.candidate_matrix().data() == f.candidates.data());
+    EXPECT_WRAPPER_ERROR(rrra::Values(rrra::Dtype::f32, packed), RRRA_STATUS_INVALID_ARGUMENT, "Dtype::f32");
+    EXPECT_WRAPPER_ERROR(rrra::Matrix(rrra::Dtype::f32, packed.data(), TOTAL, D), RRRA_STATUS_INVALID_ARGUMENT,
+                         "Dtype::f32");
+    EXPECT_WRAPPER_ERROR(rrra::Matrix(v, 3), RRRA_STATUS_INVALID_ARGUMENT, "not whole rows of 3");
+
+    const std::vector<std::uint16_t> corpus_rows16 = narrow(f.corpus, to_f16);
+    const std::vector<float> corpus_rows16_wide = widen(corpus_rows16, from_f16);
+    const rrra::Corpus corpus16(rrra::Matrix(rrra::Dtype::f16, corpus_rows16.data(), CORPUS_ROWS, D, CORPUS_STRIDE));
+    const rrra::Corpus corpus16_wide(rrra::Matrix(corpus_rows16_wide.data(), CORPUS_ROWS, D, CORPUS_STRIDE));
+    CHECK(corpus16.rows() == CORPUS_ROWS && corpus16.dim() == D);
+
+    struct Case {
+        const char *name;
+        rrra::Dtype dtype;
+        std::uint16_t (*to)(float);
+        float (*from)(std::uint16_t);
+    };
+    for (const Case &k : {Case{"f16", rrra::Dtype::f16, to_f16, from_f16},
+                          Case{"bf16", rrra::Dtype::bf16, to_bf16, from_bf16}}) {
+        // Each 16-bit batch against the same values widened to float (the NaN padding too).
+        const std::vector<std::uint16_t> q16 = narrow(f.queries, k.to), c16 = narrow(f.candidates, k.to);
+        const std::vector<float> q = widen(q16, k.from), cand = widen(c16, k.from);
+        const rrra::Values queries16(k.dtype, q16);
+        const rrra::Matrix candidates16(k.dtype, c16.data(), TOTAL, D, STRIDE);
+        const rrra::Matrix candidates(cand.data(), TOTAL, D, STRIDE);
+        const rrra::RerankResult want = s.rerank(rrra::Batch::dense(q, COUNTS, candidates, f.base));
+        const bool narrowed = !same_bits(q, f.queries) && !same_bits(cand, f.candidates);
+        CHECK(narrowed && !same_bits(want.log_s_rr, s.rerank(f.dense()).log_s_rr));
+        const rrra::RerankResult got = s.rerank(rrra::Batch::dense(queries16, COUNTS, candidates16, f.base));
+        check::report(same_bits(got, want), __FILE__, __LINE__, std::string(k.name) + " batch == its float values");
+        CHECK(same_bits(s.rerank(rrra::Batch::dense(q, COUNTS, candidates16, f.base)), want));
+        CHECK(same_bits(s.rerank(rrra::Batch::dense(queries16, COUNTS, candidates, f.base)), want));
+
+        // The C API with the same dtypes agrees with the wrapper.
+        rrra_batch cb = c_batch(f, COUNTS.data(), NQ);
+        cb.queries = q16.data();
+        cb.queries_dtype = static_cast<std::uint32_t>(k.dtype);
+        cb.candidates = c16.data();
+        cb.candidates_dtype = static_cast<std::uint32_t>(k.dtype);
+        CHECK(same_bits(got, c_rerank(c.s, cb, TOTAL)));
+
+        // One query, and resampling.
+        const std::size_t start2 = 3, k2 = COUNTS[2];
+        const std::vector<std::uint16_t> query2(q16.begin() + 2 * D, q16.begin() + 3 * D);
+        const std::vector<float> base2(f.base.begin() + start2, f.base.begin() + start2 + k2);
+        CHECK(same_bits(s.rerank(rrra::Values(k.dtype, query2),
+                                 rrra::Matrix(k.dtype, c16.data() + start2 * STRIDE, k2, D, STRIDE), base2),
+                        s.rerank(rrra::Span<const float>(q.data() + 2 * D, D),
+                                 rrra::Matrix(cand.data() + start2 * STRIDE, k2, D, STRIDE), base2)));
+        rrra::ResampleRequest req;
+        req.samples_per_query = 2;
+        req.seed = 77;
+        req.positive_mask = MASK;
+        CHECK(same_bits(s.resample(rrra::Batch::dense(queries16, COUNTS, candidates16, f.base), req),
+                        s.resample(rrra::Batch::dense(q, COUNTS, candidates, f.base), req)));
+
+        // A NaN candidate and an infinite query are named like float ones.
+        std::vector<std::uint16_t> bad_c16 = c16;
+        bad_c16[4 * STRIDE + 3] = k.to(NaN); // row 4: query 2, position 1
+        EXPECT_ERROR((void)s.rerank(rrra::Batch::dense(queries16, COUNTS,
+                                                       rrra::Matrix(k.dtype, bad_c16.data(), TOTAL, D, STRIDE))),
+                     RRRA_STATUS_NON_FINITE_INPUT, "candidates: query 2, position 1, column 3 is NaN");
+        std::vector<std::uint16_t> bad_q16 = q16;
+        bad_q16[5] = k.to(-std::numeric_limits<float>::infinity());
+        EXPECT_ERROR((void)s.rerank(rrra::Batch::dense(rrra::Values(k.dtype, bad_q16), COUNTS, candidates16)),
+                     RRRA_STATUS_NON_FINITE_INPUT, "queries: query 0, column 5");
+        EXPECT_ERROR((void)s.rerank(rrra::Batch::dense(rrra::Values(k.dtype, {q16.data(), NQ * D - 1}), COUNTS,
+                                                       candidates16)),
+                     RRRA_STATUS_INVALID_ARGUMENT, "queries");
+
+        // By id: float and 16-bit queries against an f16 corpus, and its float twin.
+        const rrra::RerankResult by_id_want = s.rerank(rrra::Batch::by_id(q, COUNTS, corpus16_wide, IDS, f.base));
+        CHECK(same_bits(s.rerank(rrra::Batch::by_id(q, COUNTS, corpus16, IDS, f.base)), by_id_want));
+        CHECK(same_bits(s.rerank(rrra::Batch::by_id(queries16, COUNTS, corpus16_wide, IDS, f.base)), by_id_want));
+        CHECK(same_bits(s.rerank(rrra::Batch::by_id(queries16, COUNTS, corpus16, IDS, f.base)), by_id_want));
+    }
+
+    // A bf16 corpus; a non-finite value in a registered row shows up when a batch uses it.
+    std::vector<std::uint16_t> brain_rows = narrow(f.corpus, to_bf16);
+    const std::vector<float> brain_wide = widen(brain_rows, from_bf16);
+    brain_rows[11 * CORPUS_STRIDE + 6] = to_bf16(NaN);
+    const rrra::Corpus brain(rrra::Matrix(rrra::Dtype::bf16, brain_rows.data(), CORPUS_ROWS, D, CORPUS_STRIDE));
+    const std::vector<std::uint64_t> clean_ids = {5, 0, 10, 3, 3, 7, 1};
+    CHECK(same_bits(
+        s.rerank(rrra::Batch::by_id(f.queries, COUNTS, brain, clean_ids, f.base)),
+        s.rerank(rrra::Batch::by_id(f.queries, COUNTS,
+                                    rrra::Corpus(rrra::Matrix(brain_wide.data(), CORPUS_ROWS, D, CORPUS_STRIDE)),
+                                    clean_ids, f.base))));
+    EXPECT_ERROR((void)s.rerank(rrra::Batch::by_id(f.queries, COUNTS, brain, IDS, f.base)),
+                 RRRA_STATUS_NON_FINITE_INPUT, "query 0, position 2, column 6");
+
+    // Dtype codes the library does not know are its to refuse.
+    const auto unknown = static_cast<rrra::Dtype>(7);
+    EXPECT_ERROR((void)s.rerank(rrra::Batch::dense(rrra::Values(unknown, packed), COUNTS, f.candidate_matrix())),
+                 RRRA_STATUS_INVALID_ARGUMENT, "unknown element type 7");
+    EXPECT_ERROR(rrra::Corpus(rrra::Matrix(unknown, packed.data(), TOTAL, D)), RRRA_STATUS_INVALID_ARGUMENT,
+                 "unknown element type 7");
+}
+
 void test_resample(const rrra::Model &model, const Fixture &f) {
     rrra::Session s(model);
     CSession c(model);
@@ -735,6 +961,8 @@ int main(int argc, char **argv) {
         test_sessions(model, f);
         test_rerank(model, f);
         test_corpus(model, f);
+        test_half_conversions();
+        test_dtypes(model, f);
         test_resample(model, f);
         test_sampler();
         test_threads(model, f);

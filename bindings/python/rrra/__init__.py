@@ -13,8 +13,9 @@ Submodules: :mod:`rrra.io` (write/read adapter files with numpy), :mod:`rrra.min
 mining for sentence-transformers-style data) and :mod:`rrra.torch` (the reference PyTorch module,
 losses and export; imported only on request, needs torch).
 
-The library computes in float32: float16/float64 inputs are converted, float32 arrays are read in
-place. Calls release the GIL; use one :class:`Session` per thread over a shared :class:`Adapter`.
+Embeddings may be float32, float16 or bfloat16 (ml_dtypes); the library reads each in place, in its
+own type, and widens it to float32 exactly. float64 is converted to float32. Calls release the
+GIL; use one :class:`Session` per thread over a shared :class:`Adapter`.
 """
 
 from . import _lib

@@ -38,52 +38,88 @@ _MAX_THREADS = _lib.RRRA_MAX_THREADS
 
 
 # ---- input conversion ----------------------------------------------------------------------
-def _float_array(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
-    """`value` as a float32 array of `ndim` dimensions.
+def _dtype_code(dtype: np.dtype) -> Optional[int]:
+    """The rrra_dtype the library reads `dtype` as in place, or None (converted to float32)."""
+    if dtype == np.float32:
+        return _lib.RRRA_DTYPE_F32
+    if dtype == np.float16:
+        return _lib.RRRA_DTYPE_F16
+    # ml_dtypes' bfloat16 (JAX's numpy bfloat16), recognised by name so that the
+    # package does not depend on ml_dtypes.
+    if dtype.name == "bfloat16" and dtype.itemsize == 2:
+        return _lib.RRRA_DTYPE_BF16
+    return None
 
-    float32 passes through untouched; float16 and float64 are converted to float32 (the
-    library's f32 path); any other dtype is a TypeError naming the argument.
-    """
+
+def _checked_float(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
+    """`value` as a float array of `ndim` dimensions, in its own dtype; other dtypes are a TypeError."""
     arr = np.asarray(value)
-    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
+    if _dtype_code(arr.dtype) is None and (arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8)):
         raise TypeError(
-            f"{name}: expected a float32 array (float16 and float64 are converted to float32), got dtype {arr.dtype}"
+            f"{name}: expected a float32, float16 or bfloat16 array (float64 is converted to float32), "
+            f"got dtype {arr.dtype}"
         )
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array of shape {shape_text}, got shape {arr.shape}")
-    if arr.dtype != np.float32:  # float16, float64 or non-native byte order
-        arr = arr.astype(np.float32)
     return arr
 
 
-def _rows(name: str, value: npt.ArrayLike) -> Tuple[np.ndarray, int]:
-    """A (rows, d) float32 matrix the library reads in place, and its row stride in elements.
+def _float_array(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
+    """`value` as a float32 array of `ndim` dimensions (scores, and numpy arithmetic)."""
+    arr = _checked_float(name, value, ndim, shape_text)
+    return arr if arr.dtype == np.float32 else arr.astype(np.float32)
 
-    No copy when the array is float32 with unit column stride and a row stride that is a
-    non-negative multiple of 4 bytes at least one row wide (C-contiguous arrays, row slices,
-    column slices ``m[:, :d]`` of a wider matrix); anything else is copied to C order.
+
+def _embeddings(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
+    """`value` as an array of a dtype the library reads (SPEC §1): float32, float16 and bfloat16
+    keep their type; float64 and non-native byte orders are converted to float32.
+
+    The library widens float16/bfloat16 exactly, so keeping them changes no result and saves the
+    copy.
     """
-    arr = _float_array(name, value, 2, "(rows, d)")
+    arr = _checked_float(name, value, ndim, shape_text)
+    return arr if _dtype_code(arr.dtype) is not None else arr.astype(np.float32)
+
+
+def _aligned_c_order(arr: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray alone keeps a misaligned view (e.g. from a byte buffer at an odd
+    # offset), which the library refuses.
+    return np.require(arr, requirements=("C", "A"))
+
+
+def _rows(name: str, value: npt.ArrayLike) -> Tuple[np.ndarray, int]:
+    """A (rows, d) matrix the library reads in place, and its row stride in elements.
+
+    No copy when the array is float32, float16 or bfloat16 with unit column stride, aligned, and
+    a row stride that is a non-negative multiple of the element size at least one row wide
+    (C-contiguous arrays, row slices, column slices ``m[:, :d]`` of a wider matrix); anything
+    else is copied to C order.
+    """
+    arr = _embeddings(name, value, 2, "(rows, d)")
     rows, dim = arr.shape
+    size = arr.itemsize
     row_bytes, col_bytes = arr.strides
     in_place = (
         arr.flags.aligned
-        and (dim <= 1 or col_bytes == 4)
-        and (rows <= 1 or (row_bytes % 4 == 0 and row_bytes >= 4 * dim))
+        and (dim <= 1 or col_bytes == size)
+        and (rows <= 1 or (row_bytes % size == 0 and row_bytes >= size * dim))
     )
     if not in_place:
-        arr = np.ascontiguousarray(arr)
-        return arr, dim
-    return arr, (row_bytes // 4 if rows > 1 else dim)
+        return _aligned_c_order(arr), dim
+    return arr, (row_bytes // size if rows > 1 else dim)
 
 
 def _span(rows: int, dim: int, stride: int) -> int:
-    """Floats a (rows, dim) matrix with row stride `stride` covers."""
+    """Values a (rows, dim) matrix with row stride `stride` covers."""
     return 0 if rows == 0 else (rows - 1) * stride + dim
 
 
 def _contiguous_f32(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
-    return np.ascontiguousarray(_float_array(name, value, ndim, shape_text))
+    return _aligned_c_order(_float_array(name, value, ndim, shape_text))
+
+
+def _contiguous_embeddings(name: str, value: npt.ArrayLike, ndim: int, shape_text: str) -> np.ndarray:
+    return _aligned_c_order(_embeddings(name, value, ndim, shape_text))
 
 
 def _index_array(name: str, value: npt.ArrayLike, dtype: Any) -> np.ndarray:
@@ -348,24 +384,24 @@ def _free_corpus(handle: Any, array: np.ndarray) -> None:
 
 
 class Corpus:
-    """A (rows, d) float32 embedding matrix registered once, so candidates can be passed as row ids.
+    """A (rows, d) embedding matrix registered once, so candidates can be passed as row ids.
 
-    The library reads the rows in place and never copies them: a float32 array with unit column
-    stride and a row stride that is a multiple of 4 bytes (C-contiguous, or a column slice
-    ``m[:, :d]`` of a wider matrix) is used as it is; other layouts and float16/float64 are
-    copied once, here, into a float32 array. The Corpus keeps a reference to the array it
-    registered, so the memory stays alive while registered; do not modify the rows while a
-    call that uses them is running.
+    The library reads the rows in place and never copies them: a float32, float16 or bfloat16
+    (ml_dtypes) array with unit column stride and a row stride that is a multiple of the element
+    size (C-contiguous, or a column slice ``m[:, :d]`` of a wider matrix) is used as it is, in its
+    own type; other layouts are copied once, here, in the same type, and float64 into float32.
+    The Corpus keeps a reference to the array it registered, so the memory stays alive while
+    registered; do not modify the rows while a call that uses them is running.
     """
 
     def __init__(self, matrix: npt.ArrayLike) -> None:
-        """Registers `matrix` (rows, d) with rrra_corpus_new."""
+        """Registers `matrix` (rows, d) with rrra_corpus_new_typed."""
         array, stride = _rows("matrix", matrix)
         rows, dim = array.shape
         handle = POINTER(_lib.rrra_corpus)()
         check(
-            _lib.lib.rrra_corpus_new(
-                _ptr(array, c_float), _span(rows, dim, stride), rows, dim, stride, byref(handle)
+            _lib.lib.rrra_corpus_new_typed(
+                _dtype_code(array.dtype), array.ctypes.data, _span(rows, dim, stride), rows, dim, stride, byref(handle)
             )
         )
         self._array = array
@@ -377,8 +413,13 @@ class Corpus:
 
     @property
     def array(self) -> np.ndarray:
-        """The registered (rows, d) float32 array (a view of the caller's memory when no copy was needed)."""
+        """The registered (rows, d) array (a view of the caller's memory when no copy was needed)."""
         return self._array
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The rows' numpy dtype: float32, float16 or bfloat16."""
+        return self._array.dtype
 
     @property
     def rows(self) -> int:
@@ -392,7 +433,7 @@ class Corpus:
 
     @property
     def row_stride(self) -> int:
-        """Distance between rows, in float32 elements."""
+        """Distance between rows, in elements of :attr:`dtype`."""
         return self._row_stride
 
     @property
@@ -430,7 +471,7 @@ class Corpus:
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
-        return f"<rrra.Corpus{state} rows={self.rows} d={self.dim} row_stride={self._row_stride}>"
+        return f"<rrra.Corpus{state} rows={self.rows} d={self.dim} dtype={self.dtype} row_stride={self._row_stride}>"
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -574,9 +615,11 @@ class Session:
     thread its own session over a shared adapter. Calls release the GIL while the library
     computes, so sessions in different threads run in parallel.
 
-    Inputs: float32 arrays pass without a copy when C-contiguous, or, for candidate rows, when
-    row-strided with unit column stride; float16 and float64 are converted to float32 (the
-    library computes on its f32 path). Outputs are fresh numpy arrays.
+    Inputs: query and candidate embeddings may be float32, float16 or bfloat16 (ml_dtypes), each
+    in its own type (the library widens them to float32 exactly, so the results are those of the
+    same values as float32); they pass without a copy when C-contiguous, or, for candidate rows,
+    when row-strided with unit column stride. float64 embeddings and base scores of any float
+    type are converted to float32. Outputs are fresh numpy float32/int64 arrays.
     """
 
     def __init__(
@@ -595,8 +638,8 @@ class Session:
                 has), ``"portable"``, ``"avx2"`` or ``"avx512"``; for tests and benchmarks.
             precision: ``"f32"``; ``"f16"``: weights and candidates rounded to half, SPEC §6's
                 reduced-precision tolerance (the folded engine on a CPU with AVX512-FP16, at twice
-                the f32 rate, or the cuda engine; inputs stay float32, and a value beyond ±65504
-                is an error); ``"bf16"``: the cuda engine only.
+                the f32 rate, or the cuda engine; independent of the inputs' dtype, and a value
+                beyond ±65504 is an error); ``"bf16"``: the cuda engine only.
 
         Raises:
             UnsupportedError: a forced engine or CPU kernel is not available here (the message
@@ -714,8 +757,9 @@ class Session:
         batch = _lib.new_struct(_lib.rrra_batch)
         batch.dim = dim
         batch.n_queries = n
-        batch.queries = _ptr(queries, c_float)
+        batch.queries = queries.ctypes.data
         batch.queries_len = queries.size
+        batch.queries_dtype = _dtype_code(queries.dtype)
         batch.candidate_counts = _ptr(counts, c_size_t)
         keep: list = [queries, counts]
         corpus = None
@@ -740,7 +784,8 @@ class Session:
                     f"candidates: rows of {rows.shape[1]} values, but the queries have {dim}",
                     DimensionMismatchError.status,
                 )
-            batch.candidates = _ptr(rows, c_float)
+            batch.candidates = rows.ctypes.data
+            batch.candidates_dtype = _dtype_code(rows.dtype)
             batch.candidates_len = _span(total, dim, stride)
             batch.candidate_stride = stride
             keep.append(rows)
@@ -831,7 +876,7 @@ class Session:
         )
 
     def _single(self, query: npt.ArrayLike, candidates: Candidates) -> Tuple[np.ndarray, np.ndarray]:
-        q = _contiguous_f32("query", query, 1, "(d,)").reshape(1, -1)
+        q = _contiguous_embeddings("query", query, 1, "(d,)").reshape(1, -1)
         if isinstance(candidates, tuple):
             k = len(_index_array("candidate ids", candidates[0], np.uint64)) if len(candidates) == 2 else 0
         else:
@@ -854,8 +899,8 @@ class Session:
 
         Args:
             query: (d,) embedding.
-            candidates: (k, d) rows (row-strided float32 is read in place), or ``(ids, corpus)``
-                with k row ids into a :class:`Corpus`. k = 0 is allowed.
+            candidates: (k, d) rows (float32, float16 or bfloat16, row-strided ones read in place),
+                or ``(ids, corpus)`` with k row ids into a :class:`Corpus`. k = 0 is allowed.
             base_scores: (k,) retriever scores; None uses sim(q, c).
             lambda_rr, base_transform, base_mu, base_tau: per-call overrides of the file's settings.
 
@@ -903,7 +948,7 @@ class Session:
         Returns:
             :class:`RerankBatchResult`: flat arrays plus ``split()`` / ``result[i]`` per query.
         """
-        q = _contiguous_f32("queries", queries, 2, "(n, d)")
+        q = _contiguous_embeddings("queries", queries, 2, "(n, d)")
         k = _index_array("counts", counts, np.uintp)
         options = _score_options(
             lambda_rr=lambda_rr, base_transform=base_transform, base_mu=base_mu, base_tau=base_tau
@@ -992,7 +1037,7 @@ class Session:
             :class:`ResampleBatchResult`: flat log_s_rs / s_fn, samples (n, samples_per_query)
             padded with -1, counts (n,) drawn per query.
         """
-        q = _contiguous_f32("queries", queries, 2, "(n, d)")
+        q = _contiguous_embeddings("queries", queries, 2, "(n, d)")
         k = _index_array("counts", counts, np.uintp)
         options = _score_options(
             gamma_rs=gamma_rs, base_transform=base_transform, base_mu=base_mu, base_tau=base_tau

@@ -26,6 +26,7 @@ from ctypes import (
     c_uint8,
     c_uint32,
     c_uint64,
+    c_void_p,
 )
 from pathlib import Path
 
@@ -66,6 +67,10 @@ ENGINES = ("auto", "reference", "folded", "cuda")
 CPU_KERNELS = ("auto", "portable", "avx2", "avx512")
 #: Precision names accepted by Session (rrra_precision order).
 PRECISIONS = ("f32", "f16", "bf16")
+#: rrra_dtype values: how embedding values are stored.
+RRRA_DTYPE_F32 = 0
+RRRA_DTYPE_F16 = 1
+RRRA_DTYPE_BF16 = 2
 
 
 # ---- opaque handles ------------------------------------------------------------------------
@@ -116,10 +121,10 @@ class rrra_batch(Structure):
         ("struct_size", c_size_t),
         ("dim", c_size_t),
         ("n_queries", c_size_t),
-        ("queries", POINTER(c_float)),
+        ("queries", c_void_p),
         ("queries_len", c_size_t),
         ("candidate_counts", POINTER(c_size_t)),
-        ("candidates", POINTER(c_float)),
+        ("candidates", c_void_p),
         ("candidates_len", c_size_t),
         ("candidate_stride", c_size_t),
         ("corpus", POINTER(rrra_corpus)),
@@ -127,6 +132,8 @@ class rrra_batch(Structure):
         ("candidate_ids_len", c_size_t),
         ("base_scores", POINTER(c_float)),
         ("base_scores_len", c_size_t),
+        ("queries_dtype", c_uint32),
+        ("candidates_dtype", c_uint32),
     ]
 
 
@@ -201,6 +208,11 @@ FUNCTIONS = [
         "rrra_corpus_new",
         rrra_status,
         [POINTER(c_float), c_size_t, c_size_t, c_size_t, c_size_t, POINTER(POINTER(rrra_corpus))],
+    ),
+    (
+        "rrra_corpus_new_typed",
+        rrra_status,
+        [c_uint32, c_void_p, c_size_t, c_size_t, c_size_t, c_size_t, POINTER(POINTER(rrra_corpus))],
     ),
     ("rrra_corpus_free", None, [POINTER(rrra_corpus)]),
     ("rrra_model_load_file", rrra_status, [c_char_p, POINTER(POINTER(rrra_model))]),

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._core import Corpus, Session, _float_array
+from ._core import Corpus, Session, _checked_float, _float_array
 
 __all__ = ["mine_hard_negatives", "top_k_dot"]
 
@@ -38,7 +38,8 @@ def top_k_dot(
         keep the lower row id first.
     """
     q = _float_array("queries", queries, 2, "(n, d)")
-    c = _float_array("corpus", corpus, 2, "(rows, d)")
+    # Converted to float32 a block at a time, so a float16/bfloat16 corpus is never copied whole.
+    c = _checked_float("corpus", corpus, 2, "(rows, d)")
     n, rows = q.shape[0], c.shape[0]
     k = max(0, min(int(k), rows))
     best_ids = np.empty((n, 0), dtype=np.int64)
@@ -47,7 +48,7 @@ def top_k_dot(
         return np.empty((n, k), np.int64), np.empty((n, k), np.float32)
     step = max(1, int(block_rows))
     for start in range(0, rows, step):
-        block = c[start : start + step]
+        block = c[start : start + step].astype(np.float32, copy=False)
         scores = np.concatenate([best_scores, q @ block.T], axis=1)
         ids = np.concatenate(
             [best_ids, np.broadcast_to(np.arange(start, start + block.shape[0], dtype=np.int64), (n, block.shape[0]))],

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: adapters from known weights, and the SPEC §6 tolerances."""
+"""Helpers shared by the tests: adapters from known weights, sessions on every engine, and the
+SPEC §6 tolerances."""
 
 from __future__ import annotations
 
@@ -7,6 +8,21 @@ import numpy as np
 import reference
 import rrra
 import rrra.io
+
+# Every engine; "cuda" runs only where the library was built with it and a GPU is present.
+ENGINES = ("reference", "folded", "cuda")
+SETTINGS = dict(adapter_mu=0.25, adapter_tau=0.75, base_mu=0.1, base_tau=0.8, lambda_rr=0.7, gamma_rs=1.3)
+
+
+def sessions(adapter):
+    """(engine, session) for every engine of ENGINES that this library and machine have."""
+    for engine in ENGINES:
+        try:
+            session = adapter.session(engine)
+        except rrra.UnsupportedError:
+            continue
+        with session:
+            yield engine, session
 
 
 class Made:

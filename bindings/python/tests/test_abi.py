@@ -50,9 +50,11 @@ def ctype_of(c_type: str):
     t = t.replace("const ", "").replace("struct ", "")
     stars = t.count("*")
     base = t.replace("*", "").strip()
-    if base == "void" and stars == 0:
-        return None
-    if base == "char":
+    if base == "void":
+        if stars == 0:
+            return None
+        result, stars = ctypes.c_void_p, stars - 1
+    elif base == "char":
         assert stars >= 1
         result, stars = ctypes.c_char_p, stars - 1
     elif base in SCALARS:
@@ -134,8 +136,9 @@ def test_constants_match_header():
             assert getattr(_lib, key) == int(value), key
     enums = dict((k, int(v)) for k, v in re.findall(r"\b(RRRA_\w+) = (-?\d+)", text))
     for key, value in enums.items():
-        if key.startswith("RRRA_STATUS_"):
+        if key.startswith(("RRRA_STATUS_", "RRRA_DTYPE_")):
             assert getattr(_lib, key) == value, key
+        if key.startswith("RRRA_STATUS_"):
             assert _lib.status_name(value) == key
     for prefix, names in [("RRRA_ACTIVATION_", _lib.ACTIVATIONS), ("RRRA_SIMILARITY_", _lib.SIMILARITIES),
                           ("RRRA_BASE_TRANSFORM_", _lib.BASE_TRANSFORMS), ("RRRA_ENGINE_", _lib.ENGINES)]:

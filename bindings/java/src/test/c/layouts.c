@@ -24,7 +24,7 @@ int main(void) {
     F(rrra_batch, queries_len); F(rrra_batch, candidate_counts); F(rrra_batch, candidates);
     F(rrra_batch, candidates_len); F(rrra_batch, candidate_stride); F(rrra_batch, corpus);
     F(rrra_batch, candidate_ids); F(rrra_batch, candidate_ids_len); F(rrra_batch, base_scores);
-    F(rrra_batch, base_scores_len);
+    F(rrra_batch, base_scores_len); F(rrra_batch, queries_dtype); F(rrra_batch, candidates_dtype);
 
     S(rrra_score_options);
     F(rrra_score_options, struct_size); F(rrra_score_options, override_flags); F(rrra_score_options, base_transform);

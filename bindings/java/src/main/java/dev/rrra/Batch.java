@@ -5,6 +5,7 @@ import static dev.rrra.Native.SIZE_T;
 import static dev.rrra.Native.off;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.MemorySegment;
@@ -14,8 +15,10 @@ import java.lang.foreign.ValueLayout;
 /**
  * Queries and their candidate lists ({@code rrra_batch}): {@code counts[q]} candidates for query
  * {@code q} (0 allowed), the lists of consecutive queries following each other. Candidates come
- * dense (rows of {@code dim} floats, {@code stride} floats apart) or as row ids into a
- * {@link Corpus}; base scores (the retriever's, one per candidate) are optional.
+ * dense (rows of {@code dim} values, {@code stride} values apart) or as row ids into a
+ * {@link Corpus}; base scores (the retriever's, one per candidate) are optional. Queries and
+ * dense candidates are floats, or F16/BF16 bits where a factory takes a {@link Dtype}; the two
+ * may differ.
  *
  * <p>Arrays are held by reference, not copied, until a {@link Session} call. Inputs given as
  * off-heap {@link MemorySegment}s go to the library as they are (zero copy); heap arrays are
@@ -28,14 +31,16 @@ public final class Batch {
     final int[] counts;
     final long total;
     final MemorySegment queries;
+    final Dtype queriesDtype;
     final MemorySegment candidates; // null for by-id
+    final Dtype candidatesDtype; // F32 for by-id: a corpus has its own
     final long stride;
     final Corpus corpus; // null for dense
     final MemorySegment ids; // null for dense
     final MemorySegment baseScores; // null: sim(q, c) is the base score
 
-    private Batch(int dim, int[] counts, MemorySegment queries, MemorySegment candidates, long stride, Corpus corpus,
-            MemorySegment ids, MemorySegment baseScores) {
+    private Batch(int dim, int[] counts, MemorySegment queries, Dtype queriesDtype, MemorySegment candidates,
+            Dtype candidatesDtype, long stride, Corpus corpus, MemorySegment ids, MemorySegment baseScores) {
         if (dim <= 0) {
             throw new IllegalArgumentException("dim must be > 0, got " + dim);
         }
@@ -50,7 +55,9 @@ public final class Batch {
         this.counts = counts;
         this.total = sum;
         this.queries = queries;
+        this.queriesDtype = queriesDtype;
         this.candidates = candidates;
+        this.candidatesDtype = candidatesDtype;
         this.stride = stride;
         this.corpus = corpus;
         this.ids = ids;
@@ -59,16 +66,33 @@ public final class Batch {
 
     /** Dense candidates from heap arrays: {@code queries} is {@code counts.length × dim}, rows {@code dim} apart. */
     public static Batch dense(int dim, float[] queries, int[] counts, float[] candidates) {
-        return new Batch(dim, counts.clone(), MemorySegment.ofArray(queries), MemorySegment.ofArray(candidates), dim,
-                null, null, null);
+        return dense(dim, Dtype.F32, MemorySegment.ofArray(queries), counts, Dtype.F32,
+                MemorySegment.ofArray(candidates), dim);
+    }
+
+    /** As {@link #dense(int, float[], int[], float[])} with the candidates' F16 or BF16 bits. */
+    public static Batch dense(int dim, float[] queries, int[] counts, Dtype candidatesDtype, short[] candidates) {
+        return dense(dim, Dtype.F32, MemorySegment.ofArray(queries), counts, candidatesDtype.requireSixteenBits(),
+                MemorySegment.ofArray(candidates), dim);
     }
 
     /**
-     * Dense candidates from segments: off-heap ones are read in place by the library (zero copy).
-     * Row {@code i} of the candidates starts at float {@code i · stride}.
+     * Dense candidates from segments of floats: off-heap ones are read in place by the library
+     * (zero copy). Row {@code i} of the candidates starts at float {@code i · stride}.
      */
     public static Batch dense(int dim, MemorySegment queries, int[] counts, MemorySegment candidates, long stride) {
-        return new Batch(dim, counts.clone(), queries, candidates, stride, null, null, null);
+        return dense(dim, Dtype.F32, queries, counts, Dtype.F32, candidates, stride);
+    }
+
+    /**
+     * As {@link #dense(int, MemorySegment, int[], MemorySegment, long)} with each segment's
+     * values stored as its {@code Dtype}; {@code stride} counts values, not bytes. Heap segments
+     * ({@code MemorySegment.ofArray(short[])}) are copied per call like heap arrays.
+     */
+    public static Batch dense(int dim, Dtype queriesDtype, MemorySegment queries, int[] counts, Dtype candidatesDtype,
+            MemorySegment candidates, long stride) {
+        return new Batch(dim, counts.clone(), queries, queriesDtype, candidates, candidatesDtype, stride, null, null,
+                null);
     }
 
     /** One query and its {@code candidates.length / query.length} candidates. */
@@ -82,21 +106,26 @@ public final class Batch {
 
     /** Candidates as row ids into {@code corpus} (its rows are never copied). */
     public static Batch byId(float[] queries, int[] counts, Corpus corpus, long[] ids) {
-        return new Batch(corpus.dim(), counts.clone(), MemorySegment.ofArray(queries), null, 0, corpus,
-                MemorySegment.ofArray(ids), null);
+        return byId(Dtype.F32, MemorySegment.ofArray(queries), counts, corpus, MemorySegment.ofArray(ids));
     }
 
     /** Candidates as row ids into {@code corpus}, from segments ({@code ids} holds uint64 values). */
     public static Batch byId(MemorySegment queries, int[] counts, Corpus corpus, MemorySegment ids) {
-        return new Batch(corpus.dim(), counts.clone(), queries, null, 0, corpus, ids, null);
+        return byId(Dtype.F32, queries, counts, corpus, ids);
     }
 
-    /** The same batch with dense candidate rows {@code stride} floats apart. */
+    /** As {@link #byId(MemorySegment, int[], Corpus, MemorySegment)} with queries stored as {@code queriesDtype}. */
+    public static Batch byId(Dtype queriesDtype, MemorySegment queries, int[] counts, Corpus corpus, MemorySegment ids) {
+        return new Batch(corpus.dim(), counts.clone(), queries, queriesDtype, null, Dtype.F32, 0, corpus, ids, null);
+    }
+
+    /** The same batch with dense candidate rows {@code stride} values apart. */
     public Batch withStride(long stride) {
         if (candidates == null) {
             throw new IllegalStateException("a by-id batch has no stride");
         }
-        return new Batch(dim, counts, queries, candidates, stride, corpus, ids, baseScores);
+        return new Batch(dim, counts, queries, queriesDtype, candidates, candidatesDtype, stride, corpus, ids,
+                baseScores);
     }
 
     /** The same batch with the retriever's scores, one per candidate. */
@@ -106,7 +135,7 @@ public final class Batch {
 
     /** The same batch with the retriever's scores (f32), one per candidate; null removes them. */
     public Batch withBaseScores(MemorySegment scores) {
-        return new Batch(dim, counts, queries, candidates, stride, corpus, ids, scores);
+        return new Batch(dim, counts, queries, queriesDtype, candidates, candidatesDtype, stride, corpus, ids, scores);
     }
 
     public int dim() {
@@ -148,9 +177,11 @@ public final class Batch {
             c.setAtIndex(SIZE_T, q, counts[q]);
         }
         b.set(ADDRESS, off(BATCH, "candidate_counts"), c);
-        put(a, b, "queries", "queries_len", queries, JAVA_FLOAT);
+        put(a, b, "queries", "queries_len", queries, queriesDtype.layout());
+        b.set(JAVA_INT, off(BATCH, "queries_dtype"), queriesDtype.code());
+        b.set(JAVA_INT, off(BATCH, "candidates_dtype"), candidatesDtype.code());
         if (candidates != null) {
-            put(a, b, "candidates", "candidates_len", candidates, JAVA_FLOAT);
+            put(a, b, "candidates", "candidates_len", candidates, candidatesDtype.layout());
             b.set(SIZE_T, off(BATCH, "candidate_stride"), stride);
         } else {
             b.set(ADDRESS, off(BATCH, "corpus"), corpus.handle());

@@ -1,16 +1,16 @@
 package dev.rrra;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * A registered embedding matrix ({@code rrra_corpus}) for by-id candidates: row {@code i} at
- * float offset {@code i · rowStride}. The library keeps a pointer to the rows and never copies
- * them, so the rows must be off-heap and must outlive the corpus: {@link #copyOf} copies a heap
- * array once into memory the corpus owns; {@link #wrap} uses the caller's off-heap segment as it is.
+ * value offset {@code i · rowStride}, values stored as a {@link Dtype}. The library keeps a
+ * pointer to the rows and never copies them, so the rows must be off-heap and must outlive the
+ * corpus: {@link #copyOf} copies a heap array once into memory the corpus owns; {@link #wrap}
+ * uses the caller's off-heap segment as it is.
  * Immutable once built: any number of threads and sessions may use one corpus at once, but do
  * not close it while a call uses it.
  */
@@ -20,19 +20,21 @@ public final class Corpus implements AutoCloseable {
     private final MemorySegment rows;
     private final long rowCount;
     private final int dim;
+    private final Dtype dtype;
 
-    private Corpus(MemorySegment rows, long rowCount, int dim, long rowStride, Arena owned) {
+    private Corpus(Dtype dtype, MemorySegment rows, long rowCount, int dim, long rowStride, Arena owned) {
         if (!rows.isNative()) {
             throw new IllegalArgumentException("corpus rows must be off-heap (the library keeps a pointer to them)");
         }
         this.rows = rows;
         this.rowCount = rowCount;
         this.dim = dim;
+        this.dtype = dtype;
         this.owned = owned;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            int status = (int) Native.CORPUS_NEW.invokeExact(
-                    rows, rows.byteSize() / Float.BYTES, rowCount, (long) dim, rowStride, out);
+            int status = (int) Native.CORPUS_NEW_TYPED.invokeExact(dtype.code(), rows,
+                    rows.byteSize() / dtype.layout().byteSize(), rowCount, (long) dim, rowStride, out);
             Native.check(status);
             handle = out.get(ADDRESS, 0);
         } catch (Throwable t) {
@@ -45,22 +47,38 @@ public final class Corpus implements AutoCloseable {
 
     /** Copies {@code rows × dim} floats (row-major) into off-heap memory this corpus owns. */
     public static Corpus copyOf(float[] data, int dim) {
-        if (dim <= 0 || data.length % dim != 0) {
-            throw new IllegalArgumentException("data length " + data.length + " is not a multiple of dim " + dim);
+        return copyOf(Dtype.F32, MemorySegment.ofArray(data), data.length, dim);
+    }
+
+    /** Copies {@code rows × dim} F16 or BF16 values (their bits, row-major) into off-heap memory this corpus owns. */
+    public static Corpus copyOf(Dtype dtype, short[] data, int dim) {
+        return copyOf(dtype.requireSixteenBits(), MemorySegment.ofArray(data), data.length, dim);
+    }
+
+    private static Corpus copyOf(Dtype dtype, MemorySegment data, int length, int dim) {
+        if (dim <= 0 || length % dim != 0) {
+            throw new IllegalArgumentException("data length " + length + " is not a multiple of dim " + dim);
         }
         Arena arena = Arena.ofShared();
-        MemorySegment rows = arena.allocate(JAVA_FLOAT, Math.max(1, data.length)).asSlice(0, (long) data.length * Float.BYTES);
-        MemorySegment.copy(data, 0, rows, JAVA_FLOAT, 0, data.length);
-        return new Corpus(rows, data.length / dim, dim, dim, arena);
+        MemorySegment rows = arena.allocate(dtype.layout(), Math.max(1, length)).asSlice(0, data.byteSize());
+        MemorySegment.copy(data, 0, rows, 0, data.byteSize());
+        return new Corpus(dtype, rows, length / dim, dim, dim, arena);
     }
 
     /**
-     * Registers the caller's off-heap rows without copying: {@code rows} floats, row {@code i} at
-     * float offset {@code i · rowStride}. The segment's arena must stay open until this corpus
-     * is closed.
+     * Registers the caller's off-heap rows of floats without copying: row {@code i} at float
+     * offset {@code i · rowStride}. The segment's arena must stay open until this corpus is closed.
      */
     public static Corpus wrap(MemorySegment data, long rows, int dim, long rowStride) {
-        return new Corpus(data, rows, dim, rowStride, null);
+        return wrap(Dtype.F32, data, rows, dim, rowStride);
+    }
+
+    /**
+     * As {@link #wrap(MemorySegment, long, int, long)} for rows stored as {@code dtype}: the
+     * stride counts values, not bytes, and the segment must be aligned to one value.
+     */
+    public static Corpus wrap(Dtype dtype, MemorySegment data, long rows, int dim, long rowStride) {
+        return new Corpus(dtype, data, rows, dim, rowStride, null);
     }
 
     public long rows() {
@@ -69,6 +87,10 @@ public final class Corpus implements AutoCloseable {
 
     public int dim() {
         return dim;
+    }
+
+    public Dtype dtype() {
+        return dtype;
     }
 
     /** The rows the library reads (for by-id batches built on top of this corpus). */

@@ -81,7 +81,9 @@ final class Native {
             ADDRESS.withName("candidate_ids"),
             SIZE_T.withName("candidate_ids_len"),
             ADDRESS.withName("base_scores"),
-            SIZE_T.withName("base_scores_len")).withName("rrra_batch");
+            SIZE_T.withName("base_scores_len"),
+            U32.withName("queries_dtype"),
+            U32.withName("candidates_dtype")).withName("rrra_batch");
 
     static final StructLayout SCORE_OPTIONS = MemoryLayout.structLayout(
             SIZE_T.withName("struct_size"),
@@ -142,7 +144,7 @@ final class Native {
     static final MethodHandle LAST_ERROR;
     static final MethodHandle STATUS_NAME;
     static final MethodHandle VERSION;
-    static final MethodHandle CORPUS_NEW;
+    static final MethodHandle CORPUS_NEW_TYPED;
     static final MethodHandle CORPUS_FREE;
     static final MethodHandle MODEL_LOAD_FILE;
     /** {@code rrra_model_load_bytes} for off-heap bytes. */
@@ -177,8 +179,8 @@ final class Native {
         LAST_ERROR = handle("rrra_last_error", FunctionDescriptor.of(ADDRESS));
         STATUS_NAME = handle("rrra_status_name", FunctionDescriptor.of(ADDRESS, JAVA_INT));
         VERSION = handle("rrra_version", FunctionDescriptor.of(ADDRESS));
-        CORPUS_NEW = handle("rrra_corpus_new",
-                FunctionDescriptor.of(JAVA_INT, ADDRESS, SIZE_T, SIZE_T, SIZE_T, SIZE_T, ADDRESS));
+        CORPUS_NEW_TYPED = handle("rrra_corpus_new_typed",
+                FunctionDescriptor.of(JAVA_INT, U32, ADDRESS, SIZE_T, SIZE_T, SIZE_T, SIZE_T, ADDRESS));
         CORPUS_FREE = handle("rrra_corpus_free", FunctionDescriptor.ofVoid(ADDRESS));
         MODEL_LOAD_FILE = handle("rrra_model_load_file", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         FunctionDescriptor loadBytes = FunctionDescriptor.of(JAVA_INT, ADDRESS, SIZE_T, ADDRESS);

@@ -14,8 +14,8 @@ import java.util.regex.Pattern;
 
 /**
  * Compares the binding's hand-copied constants with include/rrra.h itself: every enum value
- * (status, activation, similarity, base transform, engine), the override flags, the version and
- * the set of structs. A value added to the header and not to the binding is reported too, so the
+ * (status, activation, similarity, base transform, engine, dtype), the override flags, the
+ * version and the set of structs. A value added to the header and not to the binding is reported too, so the
  * binding cannot silently fall behind the header. In package dev.rrra to see package-private names.
  */
 public final class HeaderCheck {
@@ -55,6 +55,9 @@ public final class HeaderCheck {
         for (Engine a : Engine.values()) {
             inJava.put("RRRA_ENGINE_" + a.name(), Integer.toString(a.code()));
         }
+        for (Dtype a : Dtype.values()) {
+            inJava.put("RRRA_DTYPE_" + a.name(), Integer.toString(a.code()));
+        }
         inJava.put("RRRA_OVERRIDE_LAMBDA_RR", Integer.toString(ScoreOptions.LAMBDA_RR));
         inJava.put("RRRA_OVERRIDE_GAMMA_RS", Integer.toString(ScoreOptions.GAMMA_RS));
         inJava.put("RRRA_OVERRIDE_BASE_TRANSFORM", Integer.toString(ScoreOptions.BASE_TRANSFORM));
@@ -77,7 +80,8 @@ public final class HeaderCheck {
         for (String name : inHeader.keySet()) {
             boolean constant = name.startsWith("RRRA_STATUS_") || name.startsWith("RRRA_ACTIVATION_")
                     || name.startsWith("RRRA_SIMILARITY_") || name.startsWith("RRRA_BASE_TRANSFORM_")
-                    || name.startsWith("RRRA_ENGINE_") || name.startsWith("RRRA_OVERRIDE_");
+                    || name.startsWith("RRRA_ENGINE_") || name.startsWith("RRRA_DTYPE_")
+                    || name.startsWith("RRRA_OVERRIDE_");
             if (constant && !inJava.containsKey(name)) {
                 problems.add(name + " is in rrra.h but not in the binding");
             }

@@ -5,6 +5,7 @@ import dev.rrra.BaseTransform;
 import dev.rrra.Batch;
 import dev.rrra.Corpus;
 import dev.rrra.CpuKernel;
+import dev.rrra.Dtype;
 import dev.rrra.Engine;
 import dev.rrra.HeaderCheck;
 import dev.rrra.LayoutCheck;
@@ -103,6 +104,9 @@ public final class TestMain {
         run("by-id corpus equals dense rows", TestMain::byIdCorpus);
         run("score option overrides", TestMain::scoreOverrides);
         run("non-finite input names the query and position", TestMain::nonFinite);
+        run("f16 and bf16 inputs score exactly as their values widened to floats", TestMain::narrowDtypes);
+        run("f16/bf16: non-finite values name the position; misaligned or mistyped data is refused",
+                TestMain::narrowErrors);
         run("dimension mismatch", TestMain::dimensionMismatch);
         run("sampler known answers (tests/parity.rs SAMPLER_KATS)", TestMain::samplerKats);
         run("resample: reference scores, determinism, same draws as the sampler", TestMain::resample);
@@ -480,6 +484,114 @@ public final class TestMain {
         // The sampler on its own names the position too.
         expect(Status.NON_FINITE_INPUT,
                 () -> Rrra.sampleNegatives(new float[] {-1, Float.NaN, -2}, null, 1, 0, 2), "position 1");
+    }
+
+    /** The 16-bit bits of {@code v}: f16 rounded to nearest, bf16 truncated (either is a valid input). */
+    static short[] narrow(Dtype t, float[] v) {
+        short[] bits = new short[v.length];
+        for (int i = 0; i < v.length; i++) {
+            bits[i] = t == Dtype.F16 ? Float.floatToFloat16(v[i]) : (short) (Float.floatToRawIntBits(v[i]) >>> 16);
+        }
+        return bits;
+    }
+
+    static float[] widen(Dtype t, short[] bits) {
+        float[] v = new float[bits.length];
+        for (int i = 0; i < bits.length; i++) {
+            v[i] = t == Dtype.F16 ? Float.float16ToFloat(bits[i]) : Float.intBitsToFloat((bits[i] & 0xFFFF) << 16);
+        }
+        return v;
+    }
+
+    static void same(RerankResult want, RerankResult got, String what) {
+        check(Arrays.equals(want.logSRr(), got.logSRr()) && Arrays.equals(want.sA(), got.sA())
+                && Arrays.equals(want.sFn(), got.sFn()) && Arrays.equals(want.classProbs(), got.classProbs())
+                && Arrays.equals(want.order(), got.order()), what + " differs from the widened floats");
+    }
+
+    static void narrowDtypes() {
+        SplittableRandom rng = new SplittableRandom(17);
+        int[] counts = {5, 0, 9};
+        int total = 14, rows = 20, stride = D + 3;
+        float[] qs = randoms(rng, counts.length * D, 0.5);
+        float[] cs = randoms(rng, total * D, 0.5);
+        float[] matrix = randoms(rng, rows * D, 0.5);
+        float[] bs = randoms(rng, total, 1);
+        long[] ids = new long[total];
+        for (int i = 0; i < total; i++) {
+            ids[i] = rng.nextInt(rows);
+        }
+        for (Dtype t : new Dtype[] {Dtype.F16, Dtype.BF16}) {
+            short[] qBits = narrow(t, qs), cBits = narrow(t, cs), mBits = narrow(t, matrix);
+            float[] qWide = widen(t, qBits), cWide = widen(t, cBits), mWide = widen(t, mBits);
+            RerankResult want = session.rerank(Batch.dense(D, qWide, counts, cWide).withBaseScores(bs));
+            same(want, session.rerank(Batch.dense(D, t, MemorySegment.ofArray(qBits), counts, t,
+                    MemorySegment.ofArray(cBits), D).withBaseScores(bs)), t + " queries and candidates");
+            // f32 queries against 16-bit candidates, the usual mix.
+            same(session.rerank(Batch.dense(D, qs, counts, cWide).withBaseScores(bs)),
+                    session.rerank(Batch.dense(D, qs, counts, t, cBits).withBaseScores(bs)), "f32 queries, " + t);
+            // Off-heap strided candidates: the stride counts values, not bytes.
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment strided = arena.allocate(ValueLayout.JAVA_SHORT, (long) (total - 1) * stride + D);
+                for (int i = 0; i < total; i++) {
+                    MemorySegment.copy(cBits, i * D, strided, ValueLayout.JAVA_SHORT, 2L * i * stride, D);
+                }
+                same(want, session.rerank(Batch.dense(D, t, MemorySegment.ofArray(qBits), counts, t, strided, stride)
+                        .withBaseScores(bs)), t + " strided off-heap");
+            }
+            // By id: a copied corpus with f32 queries, a wrapped strided one with 16-bit queries.
+            float[] gathered = new float[total * D];
+            for (int i = 0; i < total; i++) {
+                System.arraycopy(mWide, (int) ids[i] * D, gathered, i * D, D);
+            }
+            try (Corpus corpus = Corpus.copyOf(t, mBits, D); Arena arena = Arena.ofShared()) {
+                check(corpus.dtype() == t && corpus.rows() == rows, "corpus " + corpus.dtype() + " " + corpus.rows());
+                same(session.rerank(Batch.dense(D, qs, counts, gathered)),
+                        session.rerank(Batch.byId(qs, counts, corpus, ids)), t + " corpus");
+                MemorySegment data = arena.allocate(ValueLayout.JAVA_SHORT, (long) (rows - 1) * stride + D);
+                for (int r = 0; r < rows; r++) {
+                    MemorySegment.copy(mBits, r * D, data, ValueLayout.JAVA_SHORT, 2L * r * stride, D);
+                }
+                try (Corpus wrapped = Corpus.wrap(t, data, rows, D, stride)) {
+                    same(session.rerank(Batch.dense(D, qWide, counts, gathered)),
+                            session.rerank(Batch.byId(t, MemorySegment.ofArray(qBits), counts, wrapped,
+                                    MemorySegment.ofArray(ids))), t + " wrapped corpus");
+                }
+            }
+        }
+    }
+
+    static void narrowErrors() throws Exception {
+        SplittableRandom rng = new SplittableRandom(18);
+        int[] counts = {3, 4};
+        float[] qs = randoms(rng, 2 * D, 0.5);
+        short[] cBits = narrow(Dtype.F16, randoms(rng, 7 * D, 0.5));
+        for (short bad : new short[] {(short) 0x7E00, (short) 0xFC00}) { // NaN, −Inf
+            short[] c = cBits.clone();
+            c[(3 + 2) * D + 5] = bad; // query 1, position 2, column 5
+            expect(Status.NON_FINITE_INPUT, () -> session.rerank(Batch.dense(D, qs, counts, Dtype.F16, c)),
+                    "candidates", "query 1", "position 2", "column 5");
+        }
+        short[] badQ = narrow(Dtype.BF16, qs);
+        badQ[D + 3] = (short) 0x7F80; // +Inf
+        expect(Status.NON_FINITE_INPUT, () -> session.rerank(Batch.dense(D, Dtype.BF16, MemorySegment.ofArray(badQ),
+                counts, Dtype.F16, MemorySegment.ofArray(cBits), D)), "queries", "query 1", "column 3");
+        // An odd address cannot hold 16-bit values.
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment odd = arena.allocate(2L * cBits.length + 2, 4).asSlice(1, 2L * cBits.length);
+            MemorySegment.copy(MemorySegment.ofArray(cBits), 0, odd, 0, odd.byteSize());
+            expect(Status.INVALID_ARGUMENT, () -> Corpus.wrap(Dtype.F16, odd, 7, D, D), "aligned");
+            expect(Status.INVALID_ARGUMENT, () -> session.rerank(Batch.dense(D, Dtype.F32, MemorySegment.ofArray(qs),
+                    counts, Dtype.F16, odd, D)), "aligned");
+        }
+        // A Dtype is an enum, so no unknown code reaches the library; F32 with a short[] is caught here.
+        check(Dtype.of(3) == null, "Dtype.of(3)");
+        try {
+            Corpus.copyOf(Dtype.F32, cBits, D);
+            throw new AssertionError("F32 rows in a short[] were accepted");
+        } catch (IllegalArgumentException expected) {
+            // ok
+        }
     }
 
     static void dimensionMismatch() throws Exception {
