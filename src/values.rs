@@ -51,15 +51,6 @@ impl<'a> Values<'a> {
         self.len() == 0
     }
 
-    /// The name of the element type, as the C header spells it.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Values::F32(_) => "f32",
-            Values::F16(_) => "f16",
-            Values::Bf16(_) => "bf16",
-        }
-    }
-
     /// The bytes one value takes.
     pub(crate) fn value_size(&self) -> usize {
         match self {
