@@ -923,16 +923,8 @@ fn non_finite_f16_and_bf16_values_are_named_like_f32_ones() {
             };
             let (qs, cs) = (stored.store(&q), stored.store(&c));
             let batch = Batch::dense(d, qs.values(), &counts, cs.values());
-            for engine in engines() {
-                for (precision, threads) in [(Precision::F32, 1), (Precision::F16, 2)] {
-                    let options = SessionOptions { precision, ..engine.options(threads) };
-                    let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
-                    let e = session.rerank(&batch, &ScoreOptions::default()).unwrap_err();
-                    let what = format!("{engine:?} {precision:?} {stored:?}");
-                    assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{what}: {e}");
-                    assert!(e.message().contains(&expected), "{what}: expected {expected:?}, got {e}");
-                }
-            }
+            let runs = [(Precision::F32, 1), (Precision::F16, 2)];
+            expect_non_finite_named(&fix, &batch, &runs, &expected, &format!("{stored:?}"));
         }
     }
     // 1e5 is a bf16 (rounded) but beyond f16: f16 arithmetic names the candidate.
@@ -1024,6 +1016,21 @@ fn threaded_errors_name_the_query_of_the_whole_batch() {
     }
 }
 
+/// Reranking `batch` fails with a NonFiniteInput error containing `expected` on every engine,
+/// at each (precision, threads) of `runs` the engine has.
+fn expect_non_finite_named(fix: &Fixture, batch: &Batch<'_>, runs: &[(Precision, usize)], expected: &str, label: &str) {
+    for engine in engines() {
+        for &(precision, threads) in runs {
+            let options = SessionOptions { precision, ..engine.options(threads) };
+            let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
+            let e = session.rerank(batch, &ScoreOptions::default()).unwrap_err();
+            let what = format!("{label}: {engine:?}, {threads} threads, {precision:?}");
+            assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{what}: {e}");
+            assert!(e.message().contains(expected), "{what}: expected {expected:?}, got {e}");
+        }
+    }
+}
+
 #[test]
 fn the_first_non_finite_input_is_named_on_every_engine_and_thread_count() {
     // The folded engine checks candidates as it packs them and the session then looks for the
@@ -1065,16 +1072,8 @@ fn the_first_non_finite_input_is_named_on_every_engine_and_thread_count() {
             })
             .expect("a bad value was placed");
         let batch = Batch::dense(d, &q, &counts, &c).with_base_scores(&base);
-        for engine in engines() {
-            for (threads, precision) in [1, 2].into_iter().flat_map(|t| precisions.map(|p| (t, p))) {
-                let options = SessionOptions { precision, ..engine.options(threads) };
-                let Ok(mut session) = Session::new(fix.adapter.clone(), options) else { continue };
-                let e = session.rerank(&batch, &ScoreOptions::default()).unwrap_err();
-                let what = format!("round {round}: {engine:?}, {threads} threads, {precision:?}, lists {counts:?}");
-                assert_eq!(e.kind(), ErrorKind::NonFiniteInput, "{what}: {e}");
-                assert!(e.message().contains(&expected), "{what}: expected {expected:?}, got {e}");
-            }
-        }
+        let runs: Vec<_> = [1, 2].into_iter().flat_map(|t| precisions.map(|p| (p, t))).collect();
+        expect_non_finite_named(&fix, &batch, &runs, &expected, &format!("round {round}, lists {counts:?}"));
     }
 }
 
